@@ -1,0 +1,130 @@
+import { z } from 'zod';
+
+/**
+ * A profile is data: the cluster topology plus the service contract lanes speak to.
+ * `lab` fulfils the contract with Debian engines; `ultracloud` with the real NixOS services.
+ */
+const name = z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, 'lower-case letters, digits and dashes, starting with a letter');
+const port = z.number().int().min(1).max(65535);
+const ipv4 = z.string().regex(/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/, 'an IPv4 address like 10.100.0.11');
+
+export const PortSpec = z.strictObject({
+  name,
+  port,
+  protocol: z.enum(['tcp', 'udp', 'http']).default('tcp'),
+  /** Forward this port from 127.0.0.1 on the host (the harness picks the host port). */
+  expose: z.boolean().default(false),
+});
+export type PortSpec = z.infer<typeof PortSpec>;
+
+export const HealthProbe = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('http'), port, path: z.string().startsWith('/'), expectStatus: z.number().int().default(200) }),
+  z.strictObject({ kind: z.literal('tcp'), port }),
+  z.strictObject({ kind: z.literal('command'), command: z.string().min(1) }),
+]);
+export type HealthProbe = z.infer<typeof HealthProbe>;
+
+export const ServiceContract = z.strictObject({
+  description: z.string().optional(),
+  /** The systemd unit that plays this service on a node. */
+  unit: z.string().regex(/\.(service|socket|target|timer|mount)$/, 'a systemd unit name such as chainfire.service'),
+  /** Which nodes run it: nodes having any of these roles ("*" = every node). */
+  roles: z.array(z.string()).min(1),
+  ports: z.array(PortSpec).default([]),
+  health: HealthProbe.optional(),
+  /** Free-form probe parameters the lanes read (keys, endpoints, SQL); each lane validates what it uses. */
+  probes: z.record(z.string(), z.unknown()).default({}),
+});
+export type ServiceContract = z.infer<typeof ServiceContract>;
+
+export const NodeSpec = z.strictObject({
+  name,
+  roles: z.array(z.string().min(1)).min(1),
+  /** Address on the cluster (data) network. */
+  ip: ipv4,
+  memoryMiB: z.number().int().min(128).max(65536).optional(),
+  vcpus: z.number().int().min(1).max(64).optional(),
+  /** Nodes that must be ready before this one boots; defines the boot waves. */
+  dependsOn: z.array(name).default([]),
+  /** Extra guest TCP ports to forward from 127.0.0.1 on the host. */
+  forwards: z.array(z.strictObject({ name, port })).default([]),
+});
+export type NodeSpec = z.infer<typeof NodeSpec>;
+
+export const LabImageSource = z.strictObject({
+  source: z.literal('lab'),
+  /** Directory (relative to the profile file) holding recipe.json and overlay/. */
+  recipe: z.string().min(1),
+});
+
+export const NixImageSource = z.strictObject({
+  source: z.literal('nix'),
+  /** Flake reference or directory (relative to the profile file). */
+  flake: z.string().min(1),
+  /** Attribute per node, `{node}` replaced by the node name, e.g. "packages.x86_64-linux.{node}-vm". */
+  attribute: z.string().min(1),
+  /** Flake inputs to override, e.g. { "ultracloud": "path:/src/ultracloud" }. */
+  overrideInputs: z.record(z.string(), z.string()).default({}),
+});
+
+export const Profile = z
+  .strictObject({
+    name,
+    description: z.string().optional(),
+    image: z.discriminatedUnion('source', [LabImageSource, NixImageSource]),
+    network: z.strictObject({ prefixLength: z.number().int().min(8).max(30).default(24) }).default({ prefixLength: 24 }),
+    defaults: z.strictObject({
+      memoryMiB: z.number().int().min(128).max(65536).default(768),
+      vcpus: z.number().int().min(1).max(64).default(1),
+    }).default({ memoryMiB: 768, vcpus: 1 }),
+    /** Units every node must have active (beyond the services placed on it). */
+    baseUnits: z.array(z.string()).default([]),
+    nodes: z.array(NodeSpec).min(1),
+    services: z.record(name, ServiceContract).default({}),
+  })
+  .superRefine((p, ctx) => {
+    const seen = new Map<string, number>();
+    const ips = new Map<string, number>();
+    p.nodes.forEach((n, i) => {
+      if (seen.has(n.name)) ctx.addIssue({ code: 'custom', path: ['nodes', i, 'name'], message: `duplicate node name "${n.name}" (also nodes[${seen.get(n.name)}])` });
+      seen.set(n.name, i);
+      if (ips.has(n.ip)) ctx.addIssue({ code: 'custom', path: ['nodes', i, 'ip'], message: `duplicate ip ${n.ip} (also nodes[${ips.get(n.ip)}])` });
+      ips.set(n.ip, i);
+      if (n.ip.split('.').some((o) => Number(o) > 255)) ctx.addIssue({ code: 'custom', path: ['nodes', i, 'ip'], message: `octet out of range in ${n.ip}` });
+    });
+    p.nodes.forEach((n, i) =>
+      n.dependsOn.forEach((d, j) => {
+        if (!seen.has(d)) ctx.addIssue({ code: 'custom', path: ['nodes', i, 'dependsOn', j], message: `unknown node "${d}"` });
+        if (d === n.name) ctx.addIssue({ code: 'custom', path: ['nodes', i, 'dependsOn', j], message: 'a node cannot depend on itself' });
+      }),
+    );
+    const roles = new Set(p.nodes.flatMap((n) => n.roles));
+    for (const [svc, c] of Object.entries(p.services))
+      c.roles.forEach((r, j) => {
+        if (r !== '*' && !roles.has(r)) ctx.addIssue({ code: 'custom', path: ['services', svc, 'roles', j], message: `no node has role "${r}" (roles: ${[...roles].join(', ')})` });
+      });
+  });
+export type Profile = z.infer<typeof Profile>;
+
+/** A loaded profile remembers where it came from so relative paths (recipe, flake) resolve. */
+export interface LoadedProfile extends Profile {
+  file: string;
+  dir: string;
+}
+
+export function servicesOn(profile: Profile, node: NodeSpec): [string, ServiceContract][] {
+  return Object.entries(profile.services).filter(([, c]) => c.roles.includes('*') || c.roles.some((r) => node.roles.includes(r)));
+}
+
+/** Units readiness waits for on a node: the base units plus every service placed on it. */
+export function expectedUnits(profile: Profile, node: NodeSpec): string[] {
+  return [...new Set([...profile.baseUnits, ...servicesOn(profile, node).map(([, c]) => c.unit)])];
+}
+
+export function nodeMemory(profile: Profile, node: NodeSpec): number {
+  return node.memoryMiB ?? profile.defaults.memoryMiB;
+}
+
+export function nodeVcpus(profile: Profile, node: NodeSpec): number {
+  return node.vcpus ?? profile.defaults.vcpus;
+}

@@ -1,0 +1,55 @@
+import { z } from 'zod';
+
+/** The machine-readable record every lane leaves in <work-root>/<lane>/<stamp>/result.json. */
+export const StepStatus = z.enum(['running', 'passed', 'failed', 'skipped']);
+export type StepStatus = z.infer<typeof StepStatus>;
+
+export const StepResult = z.object({
+  name: z.string(),
+  status: StepStatus,
+  startedAt: z.string().nullable(),
+  durationMs: z.number().nonnegative(),
+  detail: z.string().optional(),
+  error: z.string().optional(),
+  evidence: z.array(z.string()),
+});
+export type StepResult = z.infer<typeof StepResult>;
+
+/** Jepsen-style history: faults, heals and notable probe results on one timeline. */
+export const RunEvent = z.object({
+  at: z.string(),
+  kind: z.enum(['fault', 'heal', 'probe', 'info']),
+  name: z.string(),
+  detail: z.record(z.string(), z.unknown()).optional(),
+});
+export type RunEvent = z.infer<typeof RunEvent>;
+
+export const HostFacts = z.object({
+  hostname: z.string(),
+  kernel: z.string(),
+  arch: z.string(),
+  cpus: z.number().int(),
+  memoryMiB: z.number().int(),
+  node: z.string(),
+  accel: z.string().optional(),
+});
+export type HostFacts = z.infer<typeof HostFacts>;
+
+export const RunStatus = z.enum(['running', 'passed', 'failed', 'interrupted']);
+export type RunStatus = z.infer<typeof RunStatus>;
+
+export const RunResult = z.object({
+  schemaVersion: z.literal(1),
+  lane: z.string(),
+  profile: z.string(),
+  status: RunStatus,
+  success: z.boolean(),
+  startedAt: z.string(),
+  finishedAt: z.string().nullable(),
+  durationMs: z.number().nonnegative().nullable(),
+  host: HostFacts,
+  steps: z.array(StepResult),
+  events: z.array(RunEvent),
+  error: z.string().optional(),
+});
+export type RunResult = z.infer<typeof RunResult>;

@@ -1,0 +1,39 @@
+import { closeSync, openSync } from 'node:fs';
+import pino, { type Logger, type StreamEntry } from 'pino';
+import pretty from 'pino-pretty';
+
+/**
+ * Human lines on stderr (coloured on a TTY), JSON lines in each run's run.log.
+ * Both hang off one multistream so a run can attach its file after startup.
+ */
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error';
+
+const streams = pino.multistream([]);
+let stderrAdded = false;
+
+export const log: Logger = pino({ level: 'trace', base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, streams);
+
+export function configureConsoleLog(level: LogLevel): void {
+  if (stderrAdded) return;
+  stderrAdded = true;
+  const stream = pretty({
+    destination: 2,
+    sync: true,
+    colorize: process.stderr.isTTY === true,
+    translateTime: 'HH:MM:ss',
+    ignore: 'pid,hostname,step,lane,node',
+    messageFormat: '{if lane}[{lane}] {end}{if node}{node}: {end}{msg}',
+  });
+  streams.add({ stream, level } as StreamEntry);
+}
+
+/** Attach a JSON-lines file (a run's run.log); the returned function detaches and closes it. */
+export function addLogFile(file: string): () => void {
+  const fd = openSync(file, 'a');
+  streams.add({ stream: pino.destination({ dest: fd, sync: true }), level: 'debug' } as StreamEntry);
+  const id = (streams as unknown as { lastId: number }).lastId;
+  return () => {
+    streams.remove(id);
+    closeSync(fd);
+  };
+}

@@ -1,0 +1,178 @@
+import { mkdirSync, promises as fs } from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { RunResult, type HostFacts, type RunEvent, type StepResult } from '../config/result.js';
+import { symlinkAtomic, writeFileAtomicSync } from './atomic.js';
+import { errorMessage } from './errors.js';
+import { renderJunit } from './junit.js';
+import { addLogFile, log } from './log.js';
+import { onCleanup } from './shutdown.js';
+import { runStamp, seconds } from './time.js';
+
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/** What a step body gets: a logger and a place for evidence files. */
+export interface StepContext {
+  log: Logger;
+  /** Write an evidence file into the run dir (relative name); it is listed on the step. */
+  evidence(name: string, content: string | Uint8Array): Promise<string>;
+  /** Path in the run dir for tools that write their own files (console copies, captures). */
+  evidencePath(name: string): string;
+}
+
+/**
+ * <work-root>/<lane>/<stamp>/ with result.json, run.log and junit.xml, written in phases
+ * (kola/Jepsen): `running` at start, rewritten atomically after each step, and marked
+ * `interrupted` on SIGINT/SIGTERM so a killed run still says what happened.
+ */
+export class RunRecord {
+  readonly log: Logger;
+  private readonly result: RunResult;
+  private detachLog: () => void;
+  private disposeCleanup: () => void;
+  private finished = false;
+
+  private constructor(readonly dir: string, lane: string, profile: string, host: HostFacts) {
+    this.result = {
+      schemaVersion: 1, lane, profile, status: 'running', success: false,
+      startedAt: new Date().toISOString(), finishedAt: null, durationMs: null,
+      host, steps: [], events: [],
+    };
+    this.detachLog = addLogFile(path.join(dir, 'run.log'));
+    this.log = log.child({ lane });
+    this.disposeCleanup = onCleanup(`run record ${lane}`, (reason) => this.interrupt(reason));
+    // Record the interruption before slower cleanups (stopping guests) get their turn.
+    for (const sig of SIGNALS) process.prependListener(sig, this.onSignal);
+  }
+
+  private readonly onSignal = (sig: NodeJS.Signals): void => this.interrupt(sig);
+
+  static async create(opts: { workRoot: string; lane: string; profile: string; host: HostFacts }): Promise<RunRecord> {
+    const laneDir = path.join(opts.workRoot, opts.lane);
+    await fs.mkdir(laneDir, { recursive: true });
+    const dir = makeUniqueDir(laneDir, runStamp());
+    const rec = new RunRecord(dir, opts.lane, opts.profile, opts.host);
+    rec.flush();
+    await symlinkAtomic(path.basename(dir), path.join(laneDir, 'latest'));
+    rec.log.info({ dir }, `run dir ${dir}`);
+    return rec;
+  }
+
+  get status() {
+    return this.result.status;
+  }
+
+  get steps(): readonly StepResult[] {
+    return this.result.steps;
+  }
+
+  event(kind: RunEvent['kind'], name: string, detail?: Record<string, unknown>): void {
+    this.result.events.push({ at: new Date().toISOString(), kind, name, ...(detail ? { detail } : {}) });
+    this.log.info({ event: kind, ...detail }, `${kind}: ${name}`);
+    this.flush();
+  }
+
+  skip(name: string, why: string): void {
+    this.result.steps.push({ name, status: 'skipped', startedAt: null, durationMs: 0, detail: why, evidence: [] });
+    this.log.info(`step ${name} skipped: ${why}`);
+    this.flush();
+  }
+
+  /** Run one named, timed step; records it and rethrows its error. */
+  async step<T>(name: string, body: (ctx: StepContext) => Promise<T>): Promise<T> {
+    const started = Date.now();
+    const step: StepResult = { name, status: 'running', startedAt: new Date(started).toISOString(), durationMs: 0, evidence: [] };
+    this.result.steps.push(step);
+    this.flush();
+    const stepLog = this.log.child({ step: name });
+    stepLog.info(`step ${name} ...`);
+    const ctx: StepContext = {
+      log: stepLog,
+      evidencePath: (file) => {
+        const p = path.join(this.dir, file);
+        if (!step.evidence.includes(file)) step.evidence.push(file);
+        mkdirSync(path.dirname(p), { recursive: true });
+        return p;
+      },
+      evidence: async (file, content) => {
+        const p = ctx.evidencePath(file);
+        await fs.writeFile(p, content);
+        return p;
+      },
+    };
+    try {
+      const value = await body(ctx);
+      step.status = 'passed';
+      if (typeof value === 'string' && value) step.detail = value;
+      return value;
+    } catch (err) {
+      step.status = 'failed';
+      step.error = errorMessage(err);
+      throw err;
+    } finally {
+      step.durationMs = Date.now() - started;
+      if (this.result.status === 'running') {
+        const line = `step ${name} ${step.status} in ${seconds(step.durationMs)}${step.error ? `: ${step.error.split('\n')[0]}` : ''}`;
+        if (step.status === 'failed') stepLog.error(line);
+        else stepLog.info(line);
+        this.flush();
+      }
+    }
+  }
+
+  /** Close the run: success only when every step passed and nothing failed outside a step. */
+  async finish(error?: unknown): Promise<RunResult> {
+    if (!this.finished) {
+      this.finished = true;
+      const ok = error === undefined && this.result.steps.length > 0 && this.result.steps.every((s) => s.status === 'passed');
+      if (this.result.status === 'running') this.result.status = ok ? 'passed' : 'failed';
+      this.result.success = this.result.status === 'passed';
+      if (error !== undefined && !this.result.error) this.result.error = errorMessage(error);
+      this.stamp();
+      this.flush();
+      const s = this.result;
+      const msg = `${s.lane}: ${s.status.toUpperCase()} (${s.steps.filter((x) => x.status === 'passed').length}/${s.steps.length} steps passed) in ${seconds(s.durationMs ?? 0)}; evidence: ${this.dir}`;
+      if (s.success) this.log.info(msg);
+      else this.log.error(msg);
+      this.disposeCleanup();
+      for (const sig of SIGNALS) process.removeListener(sig, this.onSignal);
+      this.detachLog();
+    }
+    return this.result;
+  }
+
+  private interrupt(reason: string): void {
+    if (this.finished || this.result.status !== 'running') return;
+    this.result.status = 'interrupted';
+    this.result.success = false;
+    this.result.error = `interrupted by ${reason}`;
+    for (const s of this.result.steps) if (s.status === 'running') s.error = `interrupted by ${reason}`;
+    this.stamp();
+    this.flush();
+  }
+
+  private stamp(): void {
+    const now = new Date();
+    this.result.finishedAt = now.toISOString();
+    this.result.durationMs = now.getTime() - Date.parse(this.result.startedAt);
+  }
+
+  /** Synchronous on purpose: it must also work from a signal handler. */
+  private flush(): void {
+    const parsed = RunResult.parse(this.result);
+    writeFileAtomicSync(path.join(this.dir, 'result.json'), `${JSON.stringify(parsed, null, 2)}\n`);
+    writeFileAtomicSync(path.join(this.dir, 'junit.xml'), renderJunit(parsed, parsed.host.hostname));
+  }
+}
+
+function makeUniqueDir(parent: string, stamp: string): string {
+  for (let i = 1; ; i++) {
+    const dir = path.join(parent, i === 1 ? stamp : `${stamp}-${i}`);
+    try {
+      mkdirSync(dir);
+      return dir;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+  }
+}
