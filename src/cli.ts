@@ -1,5 +1,7 @@
 import { Command, Option } from 'commander';
 import { registerBudget } from './commands/budget.js';
+import { registerBuild } from './commands/build.js';
+import { registerCluster } from './commands/cluster.js';
 import { registerDoctor } from './commands/doctor.js';
 import { EXIT_USAGE } from './core/errors.js';
 
@@ -17,5 +19,7 @@ const program = new Command('ultracloud')
 
 registerDoctor(program);
 registerBudget(program);
+registerBuild(program);
+registerCluster(program);
 
 await program.parseAsync(process.argv);

@@ -46,4 +46,11 @@ function installSignalHandlers(): void {
       void runCleanups(sig, (m) => process.stderr.write(`${m}\n`)).finally(() => process.exit(code));
     });
   }
+  // A bug must not leave guests behind either: unwind, then die loudly.
+  for (const ev of ['uncaughtException', 'unhandledRejection'] as const) {
+    process.on(ev, (err: unknown) => {
+      process.stderr.write(`\nultracloud: internal error (${ev}): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+      void runCleanups(ev, (m) => process.stderr.write(`${m}\n`)).finally(() => process.exit(70));
+    });
+  }
 }

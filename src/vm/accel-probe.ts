@@ -5,6 +5,7 @@ import { execa } from 'execa';
 import { z } from 'zod';
 import { UsageError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/atomic.js';
+import { within } from '../core/time.js';
 
 /**
  * `/dev/kvm` existing proves nothing: on these machines a KVM guest runs its first I/O exits
@@ -62,10 +63,7 @@ export async function probeAccel(accel: 'kvm' | 'tcg', deadlineMs: number): Prom
       });
       void child.then(() => resolve(false));
     });
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), deadlineMs)));
-    const outcome = await Promise.race([seen, timedOut]);
-    clearTimeout(timer);
+    const outcome = await within(seen, deadlineMs);
     child.kill('SIGKILL');
     const res = await child;
     if (outcome === true) return done(true, `probe guest printed its marker in ${Date.now() - t0} ms`);
