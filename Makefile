@@ -1,0 +1,36 @@
+# Every target installs what it needs first (scripts/setup-host.sh: apt packages as root, npm ci).
+SHELL := /bin/bash
+UC := node bin/ultracloud.js
+
+.PHONY: setup build-cli test test-unit test-e2e doctor cluster-smoke fresh-smoke stop clean bench-ssh
+
+setup:
+	@scripts/setup-host.sh
+
+build-cli: setup
+	npm run build
+
+## The README's test command: unit tests and the bounded end-to-end tests (real guests).
+test: setup
+	npm run build
+	npx vitest run $(VITEST_ARGS)
+
+test-unit: setup
+	npm run build
+	npx vitest run test/unit
+
+test-e2e: setup
+	npm run build
+	npx vitest run test/e2e
+
+doctor: setup
+	$(UC) doctor
+
+stop: setup
+	$(UC) stop
+
+clean: setup
+	$(UC) clean
+
+bench-ssh: setup
+	node scripts/bench-ssh.js

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Host setup for ultracloud on Debian: installs the Debian packages the harness calls (as root)
+# or says exactly which are missing, then installs the npm dependencies (npm ci, which also
+# compiles the CLI to dist/). Idempotent: a second run with nothing missing does nothing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# tool -> package: qemu-system-x86_64 qemu-system-x86 | qemu-img qemu-utils | vde_switch vde2 |
+# mmdebstrap | mkfs.ext4 e2fsprogs | ssh, ssh-keygen openssh-client | nix nix-bin | as binutils
+PKGS=(qemu-system-x86 qemu-utils vde2 mmdebstrap e2fsprogs openssh-client ca-certificates binutils nix-bin)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) -eq 0 ]]; then
+    echo "setup: installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+  else
+    echo "setup: missing Debian packages: ${missing[*]}" >&2
+    echo "setup: run as root, or: sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    exit 2
+  fi
+fi
+
+command -v node >/dev/null || { echo "setup: Node.js 20 is required (apt-get install nodejs npm)" >&2; exit 2; }
+major=$(node -p 'process.versions.node.split(".")[0]')
+((major >= 20)) || { echo "setup: Node.js >= 20 required, found $(node --version)" >&2; exit 2; }
+
+# npm ci only when the lockfile changed since the last install (it also builds dist/ via prepare).
+if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules/.package-lock.json || ! -f dist/cli.js ]]; then
+  npm ci --no-audit --no-fund
+  [[ -f dist/cli.js ]] || npm run build
+fi
+echo "setup: host ready"

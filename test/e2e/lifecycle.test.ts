@@ -1,0 +1,82 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, REPO, cli } from '../helpers/cli.js';
+import { processesMentioning, waitFor } from '../helpers/procs.js';
+import { execa } from 'execa';
+
+/**
+ * Real guests: builds (or reuses) the lab image, boots two nodes, exercises status/ssh/logs,
+ * the lock, kill -9 mid-start, and stop. Own state dir, shared image cache (work/images).
+ */
+const E2E = path.join(REPO, 'work', 'e2e-lifecycle');
+const env = { PHOTON_VM_DIR: path.join(E2E, 'state'), PHOTON_CLUSTER_VDE_SWITCH_DIR: path.join(E2E, 'vde') };
+const run = (args: string[], timeout = 900_000) => cli(args, { env, timeout });
+const leftovers = () => processesMentioning(E2E);
+
+describe('lab cluster lifecycle (real QEMU guests)', () => {
+  beforeAll(async () => {
+    await run(['clean']);
+    const b = await run(['build'], 1_800_000);
+    expect(b.exitCode, b.stderr).toBe(0);
+  }, 1_800_000);
+
+  afterAll(async () => {
+    await run(['stop', '--timeout', '20']);
+    expect(leftovers()).toEqual([]);
+  }, 120_000);
+
+  it('reuses the cached image when nothing changed', async () => {
+    const t0 = Date.now();
+    const r = await run(['build']);
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toMatch(/^reused image [0-9a-f]{16}/);
+    expect(Date.now() - t0).toBeLessThan(20_000);
+  });
+
+  it('starts two nodes that answer over SSH, reach each other on the cluster network, and stop cleanly', async () => {
+    const s = await run(['start', '--nodes', 'node01,node02']);
+    expect(s.exitCode, s.stderr).toBe(0);
+
+    const st = JSON.parse((await run(['--json', 'status'])).stdout);
+    const up = st.nodes.filter((n: { running: boolean }) => n.running);
+    expect(up.map((n: { name: string }) => n.name)).toEqual(['node01', 'node02']);
+    for (const n of up) {
+      expect(n.ssh).toBe('reachable');
+      expect(Object.values(n.units).every((u) => u === 'active')).toBe(true);
+      expect(n.ports.ssh).toBeGreaterThan(1024);
+    }
+    expect(st.switchPid).toBeGreaterThan(0);
+
+    const host = await run(['ssh', 'node02', '--', 'hostname']);
+    expect(host.stdout.trim()).toBe('node02');
+    const ping = await run(['ssh', 'node01', '--', 'ping', '-c1', '-W5', '10.100.0.12']);
+    expect(ping.exitCode, ping.stdout + ping.stderr).toBe(0);
+    expect((await run(['ssh', 'node01', '--', 'exit', '3'])).exitCode).toBe(3);
+    expect((await run(['logs', 'node01'])).stdout).toMatch(/ULTRACLOUD_MARKER cluster-config-done node=node01/);
+    expect((await run(['logs', 'node01', '--journal', '-n', '50'])).exitCode).toBe(0);
+    expect((await run(['ssh', 'node09', '--', 'true'])).exitCode).toBe(2);
+
+    const stop = await run(['stop']);
+    expect(stop.exitCode).toBe(0);
+    expect(stop.stdout).toMatch(/node01: (powerdown|term|kill)/);
+    expect(leftovers()).toEqual([]);
+  });
+
+  it('refuses a second harness on the same state dir, and kill -9 mid-start leaves nothing after stop', async () => {
+    const harness = execa('node', [BIN, 'start', '--nodes', 'node01,node02'], { cwd: REPO, env: { ...process.env, ...env }, reject: false });
+    const pidfiles = ['node01', 'node02'].map((n) => path.join(env.PHOTON_VM_DIR, n, 'qemu.pid'));
+    await waitFor(() => pidfiles.every((p) => existsSync(p)), 120_000, 'both guests launched');
+
+    const second = await run(['stop']);
+    expect(second.exitCode).toBe(2);
+    expect(second.stderr).toMatch(new RegExp(`another ultracloud \\(pid ${harness.pid}, "start"`));
+
+    harness.kill('SIGKILL');
+    await harness;
+    expect(processesMentioning(path.join(env.PHOTON_VM_DIR, 'node01')).length).toBeGreaterThan(0); // guests outlive a SIGKILLed harness...
+    const stop = await run(['stop', '--timeout', '10']);
+    expect(stop.exitCode, stop.stderr).toBe(0);
+    expect(leftovers()).toEqual([]); // ...and stop finds them by their pidfiles
+  });
+});

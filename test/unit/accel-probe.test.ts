@@ -1,0 +1,28 @@
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { describe, expect, it } from 'vitest';
+import { PROBE_MARKER, probeAccel, probeBootSector } from '../../src/vm/accel-probe.js';
+import { REPO } from '../helpers/cli.js';
+
+describe('accelerator probe', () => {
+  it('is one valid boot sector carrying both markers', () => {
+    const s = probeBootSector();
+    expect(s.length).toBe(512);
+    expect([s[510], s[511]]).toEqual([0x55, 0xaa]);
+    expect(s.toString('latin1')).toContain(PROBE_MARKER);
+  });
+
+  it.runIf(existsSync('/usr/bin/as'))('matches its assembly source', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'uc-as-'));
+    await execa('as', ['--64', '-o', `${dir}/p.o`, path.join(REPO, 'src/vm/accel-probe.S')]);
+    await execa('objcopy', ['-O', 'binary', '-j', '.text', `${dir}/p.o`, `${dir}/p.bin`]);
+    expect(readFileSync(`${dir}/p.bin`).equals(probeBootSector())).toBe(true);
+  });
+
+  it('boots under TCG and sees the marker (a real guest)', async () => {
+    const r = await probeAccel('tcg', 20000);
+    expect(r).toMatchObject({ usable: true });
+  });
+});

@@ -1,0 +1,104 @@
+import { mkdtempSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { describe, expect, it } from 'vitest';
+import { bootWaves } from '../../src/cluster/waves.js';
+import { hostKeyLine } from '../../src/cluster/ssh-pool.js';
+import { StateLock } from '../../src/core/lock.js';
+import { renderEnvFile } from '../../src/vm/launcher.js';
+import { allocatePorts, portInUse } from '../../src/vm/ports.js';
+import { nodeMacs, qemuArgv, type QemuSpec } from '../../src/vm/qemu-argv.js';
+import { loadProfile } from '../../src/config/load-profile.js';
+
+const spec: QemuSpec = {
+  name: 'node01', accel: 'tcg', memoryMiB: 768, vcpus: 1, kernel: '/img/vmlinuz', initrd: '/img/initrd.img',
+  cmdline: 'console=ttyS0 root=/dev/vda', disk: '/s/node01/disk.qcow2',
+  control: { mac: '52:54:00:c0:00:01', forwards: [{ hostPort: 40022, guestPort: 22 }, { hostPort: 40080, guestPort: 80 }] },
+  data: { mac: '52:54:00:da:00:01', vdeSocket: '/v/ctl' },
+  fwCfg: [{ name: 'opt/ultracloud/env', file: '/s/node01/node.env' }],
+  qmpSocket: '/s/node01/qmp.sock', pidfile: '/s/node01/qemu.pid', consoleLog: '/s/node01/vm.log',
+};
+const after = (argv: string[], flag: string) => argv.filter((_, i) => argv[i - 1] === flag);
+
+describe('qemu argv builder', () => {
+  it('builds a daemonized TCG guest with loopback-only forwards, a separate data NIC, QMP, pidfile and console', () => {
+    const a = qemuArgv(spec);
+    expect(after(a, '-accel')).toEqual(['tcg,tb-size=128']);
+    expect(a).not.toContain('-cpu');
+    expect(after(a, '-netdev')).toEqual(['user,id=ctl,hostfwd=tcp:127.0.0.1:40022-:22,hostfwd=tcp:127.0.0.1:40080-:80', 'vde,id=data,sock=/v/ctl']);
+    expect(after(a, '-device')).toContain('virtio-net-pci,netdev=data,mac=52:54:00:da:00:01');
+    expect(after(a, '-fw_cfg')).toEqual(['name=opt/ultracloud/env,file=/s/node01/node.env']);
+    expect(after(a, '-qmp')).toEqual(['unix:/s/node01/qmp.sock,server=on,wait=off']);
+    expect(after(a, '-pidfile')).toEqual(['/s/node01/qemu.pid']);
+    expect(after(a, '-chardev')[0]).toMatch(/path=\/s\/node01\/vm.log,append=on/);
+    expect(a.at(-1)).toBe('-daemonize');
+    expect(a.join(' ')).not.toMatch(/hostfwd=tcp::/); // never bound to all interfaces
+  });
+
+  it('uses kvm with the host cpu, and stable serials for extra disks', () => {
+    const a = qemuArgv({ ...spec, accel: 'kvm', data: undefined, extraDisks: [{ file: '/d.qcow2', serial: 'uc-control-root' }] });
+    expect(after(a, '-accel')).toEqual(['kvm']);
+    expect(after(a, '-cpu')).toEqual(['host']);
+    expect(a.join(' ')).not.toMatch(/vde/);
+    expect(after(a, '-device')).toContain('virtio-blk-pci,drive=xd0,serial=uc-control-root');
+  });
+
+  it('derives distinct, stable MACs per node', () => {
+    expect(nodeMacs(1)).toEqual({ control: '52:54:00:c0:00:01', data: '52:54:00:da:00:01' });
+    expect(nodeMacs(300).data).toBe('52:54:00:da:01:2c');
+    expect(() => nodeMacs(70000)).toThrow(RangeError);
+  });
+
+  it('quotes env values for the guest shell', () => {
+    expect(renderEnvFile({ A: "it's", B: 'x y' })).toBe(`A='it'\\''s'\nB='x y'\n`);
+  });
+});
+
+describe('ports', () => {
+  it('allocates distinct free loopback ports and avoids the given ones', async () => {
+    const first = await allocatePorts(3);
+    expect(new Set(first).size).toBe(3);
+    const second = await allocatePorts(5, new Set(first));
+    expect(second.some((p) => first.includes(p))).toBe(false);
+    const srv = net.createServer().listen(first[0], '127.0.0.1');
+    await new Promise((r) => srv.once('listening', r));
+    expect(await portInUse(first[0]!)).toBe(true);
+    srv.close();
+  });
+});
+
+describe('boot waves', () => {
+  const lab = loadProfile('lab');
+  it('boots the lab control plane, then workers, then the gateway', () => {
+    expect(bootWaves(lab.nodes)).toEqual([['node01', 'node02', 'node03'], ['node04', 'node05'], ['node06']]);
+  });
+  it('ignores dependencies outside a selection and refuses unknown nodes and cycles', () => {
+    expect(bootWaves(lab.nodes, ['node06', 'node01'])).toEqual([['node01', 'node06']]);
+    expect(() => bootWaves(lab.nodes, ['node09'])).toThrow(/unknown node\(s\): node09/);
+    expect(() => bootWaves([{ name: 'a', dependsOn: ['b'] }, { name: 'b', dependsOn: ['a'] }])).toThrow(/cycle among: a, b/);
+  });
+});
+
+describe('state lock', () => {
+  it('refuses a second harness naming the first pid, and takes over a stale lock', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'uc-lock-'));
+    // A live foreign harness: a child whose argv says ultracloud holds the lock.
+    const holder = execa('node', ['-e', `require('fs').writeFileSync(${JSON.stringify(path.join(dir, 'harness.lock'))}, JSON.stringify({pid: process.pid, command: 'start', since: 'now'})); console.log('held'); setInterval(()=>{}, 1000)`, 'ultracloud'], { reject: false });
+    await new Promise<void>((r) => holder.stdout!.once('data', () => r()));
+    await expect(StateLock.acquire(dir, 'start')).rejects.toThrow(new RegExp(`pid ${holder.pid}, "start"`));
+    holder.kill('SIGKILL');
+    await holder;
+    const lock = await StateLock.acquire(dir, 'stop'); // the holder is gone: stale
+    await lock.release();
+  });
+});
+
+describe('ssh host keys', () => {
+  it('renders the key type and blob as a known_hosts-style line', () => {
+    const type = Buffer.from('ssh-ed25519');
+    const blob = Buffer.concat([Buffer.from([0, 0, 0, type.length]), type, Buffer.from([0, 0, 0, 2, 1, 2])]);
+    expect(hostKeyLine(blob)).toBe(`ssh-ed25519 ${blob.toString('base64')}`);
+  });
+});
