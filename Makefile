@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 UC := node bin/ultracloud.js
 
-.PHONY: setup build-cli test test-unit test-e2e doctor cluster-smoke fresh-smoke stop clean bench-ssh
+.PHONY: setup build-cli test test-unit test-e2e doctor cluster-smoke fresh-smoke smoke stop clean bench-ssh
 
 setup:
 	@scripts/setup-host.sh
@@ -22,6 +22,16 @@ test-unit: setup
 test-e2e: setup
 	npm run build
 	npx vitest run test/e2e
+
+## The main job: clean, build the lab image, boot six guests, run the smoke lane, stop.
+fresh-smoke: setup
+	$(UC) fresh-smoke $(ARGS)
+
+## CI's name for the same flow (as in the seeds).
+cluster-smoke: fresh-smoke
+
+smoke: setup
+	$(UC) smoke $(ARGS)
 
 doctor: setup
 	$(UC) doctor

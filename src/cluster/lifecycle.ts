@@ -70,11 +70,7 @@ export async function startCluster(cluster: Cluster, opts: StartOptions): Promis
   startedSwitch = sw.started;
   if (sw.started) log.info(`cluster network: vde_switch pid ${sw.pid} at ${switchFiles(cluster.paths.vde).ctl}`);
 
-  const avoid = new Set<number>();
-  for (const n of await nodesInState(cluster.paths.state)) {
-    const r = await readNodeRecord(cluster.paths.state, n);
-    for (const p of Object.values(r?.ports ?? {})) avoid.add(p.host);
-  }
+  const avoid = await recordedPorts(cluster);
   log.info(`boot order: ${waves.map((w, i) => `wave ${i + 1} [${w.join(', ')}]`).join(' -> ')} (accel ${accel})`);
   try {
     await bootInWaves(cluster, waves, { images, accel, avoid, started, timeoutMs: opts.waveTimeoutMs });
@@ -106,22 +102,7 @@ async function bootInWaves(
     const t0 = Date.now();
     const launched = await Promise.all(
       wave.map(async (name) => {
-        const spec = cluster.spec(name);
-        const res = await launchNode(
-          {
-            stateDir: cluster.paths.state,
-            vdeSocket: switchFiles(cluster.paths.vde).ctl,
-            node: { name, index: cluster.nodeIndex(name), ip: spec.ip, roles: spec.roles, memoryMiB: cluster.memoryMiB(name), vcpus: cluster.vcpus(name) },
-            artifacts: images.nodes[name]!,
-            imageId: images.id,
-            accel,
-            forwards: cluster.forwards(name),
-            env: nodeEnv(cluster, name),
-            units: cluster.units(name),
-            avoidPorts: avoid,
-          },
-          log,
-        );
+        const res = await launchClusterNode(cluster, name, { images, accel, avoid });
         if (!res.alreadyRunning) started.push(name);
         else log.info({ node: name }, `already running (pid ${res.pid})`);
         return name;
@@ -130,6 +111,37 @@ async function bootInWaves(
     await Promise.all(launched.map((name) => waitForNode(cluster, name, o.timeoutMs)));
     log.info(`wave ${i + 1}/${waves.length} ready in ${seconds(Date.now() - t0)}: ${wave.join(', ')}`);
   }
+}
+
+/** Launch (or find running) one node of the profile with its disk, env and forwards. */
+export async function launchClusterNode(cluster: Cluster, name: string, o: { images: BuiltImages; accel: 'kvm' | 'tcg'; avoid?: Set<number> }) {
+  const spec = cluster.spec(name);
+  const avoid = o.avoid ?? (await recordedPorts(cluster));
+  return launchNode(
+    {
+      stateDir: cluster.paths.state,
+      vdeSocket: switchFiles(cluster.paths.vde).ctl,
+      node: { name, index: cluster.nodeIndex(name), ip: spec.ip, roles: spec.roles, memoryMiB: cluster.memoryMiB(name), vcpus: cluster.vcpus(name) },
+      artifacts: o.images.nodes[name]!,
+      imageId: o.images.id,
+      accel: o.accel,
+      forwards: cluster.forwards(name),
+      env: nodeEnv(cluster, name),
+      units: cluster.units(name),
+      avoidPorts: avoid,
+    },
+    cluster.log,
+  );
+}
+
+/** Host ports recorded by any node of this state dir (so a new launch never reuses them). */
+async function recordedPorts(cluster: Cluster): Promise<Set<number>> {
+  const avoid = new Set<number>();
+  for (const n of await nodesInState(cluster.paths.state)) {
+    const r = await readNodeRecord(cluster.paths.state, n);
+    for (const p of Object.values(r?.ports ?? {})) avoid.add(p.host);
+  }
+  return avoid;
 }
 
 /** Nodes in the state dir whose recorded qemu still runs. */

@@ -19,6 +19,14 @@ async function failWithDiagnostics(cluster: Cluster, node: string, what: string)
   throw new CheckFailed(`${node}: ${what}\n--- systemctl --failed / journal errors ---\n${failed || '(none)'}\n--- console tail (${cluster.files(node).console}) ---\n${tail}`);
 }
 
+/** `systemctl show -p ... a b` prints one key=value block per unit, blocks separated by blank lines. */
+export function parseShow(out: string): Record<string, string>[] {
+  return out
+    .trim()
+    .split(/\n\s*\n/)
+    .map((block) => Object.fromEntries(block.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)])));
+}
+
 /** SSH answers: retried until the deadline, failing at once if the guest's QEMU has exited. */
 export async function waitForSsh(cluster: Cluster, node: string, deadline: number): Promise<void> {
   const t = await cluster.target(node);
@@ -47,22 +55,25 @@ export async function waitForSsh(cluster: Cluster, node: string, deadline: numbe
 export async function waitForUnits(cluster: Cluster, node: string, deadline: number): Promise<void> {
   const units = cluster.units(node);
   const q = units.map((u) => `'${u}'`).join(' ');
-  const script = `systemctl is-system-running; echo '#'; systemctl is-active ${q}; echo '#'; systemctl show -p NRestarts --value ${q}`;
+  const script = `systemctl is-system-running; echo '#'; systemctl show -p Id,LoadState,ActiveState,NRestarts ${q}`;
   let last = '';
   for (;;) {
     const r = await cluster.exec(node, script, { timeoutMs: 30000 });
-    const [sys = '', act = '', restarts = ''] = r.stdout.split('#\n');
+    const [sys = '', show = ''] = r.stdout.split('#\n');
     const system = sys.trim();
-    const states = act.trim().split('\n');
-    const counts = restarts.trim().split('\n').map(Number);
-    const failedUnits = units.filter((_, i) => states[i] === 'failed');
+    const props = parseShow(show);
+    const unitState = units.map((u, i) => props.find((p) => p.Id === u) ?? props[i] ?? {});
+    const stateOf = (u: string) => unitState[units.indexOf(u)]!;
+    const unusable = units.filter((u) => ['masked', 'not-found'].includes(stateOf(u).LoadState ?? ''));
+    if (unusable.length) await failWithDiagnostics(cluster, node, `expected unit(s) cannot start: ${unusable.map((u) => `${u} is ${stateOf(u).LoadState}`).join(', ')}`);
+    const failedUnits = units.filter((u) => stateOf(u).ActiveState === 'failed');
     if (failedUnits.length) await failWithDiagnostics(cluster, node, `unit(s) failed: ${failedUnits.join(', ')}`);
-    const looping = units.filter((_, i) => (counts[i] ?? 0) >= MAX_RESTARTS);
-    if (looping.length) await failWithDiagnostics(cluster, node, `unit(s) restart-looping (>= ${MAX_RESTARTS} restarts): ${looping.join(', ')}`);
+    const looping = units.filter((u) => Number(stateOf(u).NRestarts ?? 0) >= MAX_RESTARTS);
+    if (looping.length) await failWithDiagnostics(cluster, node, `unit(s) restart-looping: ${looping.map((u) => `${u} restarted ${stateOf(u).NRestarts} times`).join(', ')}`);
     if (system === 'degraded' || system === 'maintenance') await failWithDiagnostics(cluster, node, `system is ${system}`);
-    const inactive = units.filter((_, i) => states[i] !== 'active');
+    const inactive = units.filter((u) => stateOf(u).ActiveState !== 'active');
     if (system === 'running' && inactive.length === 0) return;
-    last = `system ${system}; not yet active: ${inactive.map((u) => `${u}=${states[units.indexOf(u)]}`).join(', ') || '(none)'}`;
+    last = `system ${system}; not yet active: ${inactive.map((u) => `${u}=${stateOf(u).ActiveState}`).join(', ') || '(none)'}`;
     if (Date.now() > deadline) await failWithDiagnostics(cluster, node, `not ready by the deadline: ${last}`);
     // While booting, block in the guest until the state changes instead of polling from here.
     await cluster.exec(node, `timeout 5 systemctl is-system-running --wait >/dev/null 2>&1 || sleep 1`, { timeoutMs: 15000 });

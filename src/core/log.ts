@@ -22,6 +22,7 @@ export function configureConsoleLog(level: LogLevel): void {
     colorize: process.stderr.isTTY === true,
     translateTime: 'HH:MM:ss',
     ignore: 'pid,hostname,step,lane,node',
+    hideObject: true, // structured fields go to run.log; the console shows the sentence
     messageFormat: '{if lane}[{lane}] {end}{if node}{node}: {end}{msg}',
   });
   streams.add({ stream, level } as StreamEntry);

@@ -1,15 +1,53 @@
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import type { Logger } from 'pino';
+import { nodesInState, readNodeRecord } from '../cluster/state.js';
 import type { ClusterPaths } from '../config/paths.js';
 import type { LoadedProfile } from '../config/profile.js';
 import { UsageError } from '../core/errors.js';
-import { buildLabImage } from './lab-image.js';
+import { buildLabImage, labImageById } from './lab-image.js';
 import type { BuiltImages } from './types.js';
 
 /** The ImageProvider switch: one place that knows which builder serves a profile. */
 export async function buildImages(profile: LoadedProfile, paths: ClusterPaths, log: Logger, opts: { force?: boolean } = {}): Promise<BuiltImages> {
   switch (profile.image.source) {
+    case 'lab': {
+      const built = await buildLabImage(profile, paths.images, log, opts);
+      if (!built.reused) await pruneImages(paths, built.id, log);
+      return built;
+    }
+    case 'nix':
+      throw new UsageError(`profile ${profile.name}: the nix image provider is not available in this version`);
+  }
+}
+
+/** Old builds cost a GiB each: keep the new one, the previous one, and any a node disk still sits on. */
+async function pruneImages(paths: ClusterPaths, newest: string, log: Logger): Promise<void> {
+  const inUse = new Set<string>([newest]);
+  const stateDirs = (await fs.readdir(path.dirname(paths.state)).catch(() => [] as string[])).filter((d) => d.startsWith('state')).map((d) => path.join(path.dirname(paths.state), d));
+  for (const dir of [...stateDirs, paths.state])
+    for (const n of await nodesInState(dir)) {
+      const r = await readNodeRecord(dir, n);
+      if (r) inUse.add(r.image);
+    }
+  const builds: { id: string; mtime: number }[] = [];
+  for (const id of await fs.readdir(paths.images).catch(() => [] as string[])) {
+    const st = await fs.stat(path.join(paths.images, id, 'manifest.json')).catch(() => null);
+    if (st) builds.push({ id, mtime: st.mtimeMs });
+  }
+  builds.sort((a, b) => b.mtime - a.mtime);
+  for (const [i, b] of builds.entries()) {
+    if (i < 2 || inUse.has(b.id)) continue;
+    await fs.rm(path.join(paths.images, b.id), { recursive: true, force: true });
+    log.info(`removed old image build ${b.id} (not used by any node)`);
+  }
+}
+
+/** The exact build a node was started from (its disk is an overlay on it). */
+export async function imagesById(profile: LoadedProfile, paths: ClusterPaths, id: string): Promise<BuiltImages> {
+  switch (profile.image.source) {
     case 'lab':
-      return buildLabImage(profile, paths.images, log, opts);
+      return labImageById(profile, paths.images, id);
     case 'nix':
       throw new UsageError(`profile ${profile.name}: the nix image provider is not available in this version`);
   }

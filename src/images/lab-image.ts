@@ -80,6 +80,19 @@ function artifactsFrom(dir: string, m: ImageManifest): BootArtifacts {
   };
 }
 
+/** A lab build by its id (content hash): what a restarted node must boot, even if the recipe changed since. */
+export async function labImageById(profile: LoadedProfile, imagesDir: string, id: string): Promise<BuiltImages> {
+  const dir = path.join(imagesDir, id);
+  let manifest: ImageManifest;
+  try {
+    manifest = ImageManifest.parse(JSON.parse(await fs.readFile(path.join(dir, 'manifest.json'), 'utf8')));
+  } catch {
+    throw new UsageError(`image ${id} is no longer in ${imagesDir}; the node cannot be restarted on its disk (ultracloud clean, then start)`);
+  }
+  const a = artifactsFrom(dir, manifest);
+  return { id, reused: true, nodes: Object.fromEntries(profile.nodes.map((n) => [n.name, a])) };
+}
+
 /** The cached image for a profile, if built; used by `start` so it never builds implicitly by surprise. */
 export async function cachedLabImage(profile: LoadedProfile, imagesDir: string): Promise<{ dir: string; manifest: ImageManifest } | null> {
   if (profile.image.source !== 'lab') return null;

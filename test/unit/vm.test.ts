@@ -102,3 +102,14 @@ describe('ssh host keys', () => {
     expect(hostKeyLine(blob)).toBe(`ssh-ed25519 ${blob.toString('base64')}`);
   });
 });
+
+describe('readiness parsing', () => {
+  it('splits `systemctl show` output into one property block per unit', async () => {
+    const { parseShow } = await import('../../src/cluster/readiness.js');
+    const out = 'Id=a.service\nLoadState=loaded\nActiveState=active\nNRestarts=0\n\nId=b.service\nLoadState=masked\nActiveState=inactive\nNRestarts=31\n';
+    expect(parseShow(out)).toEqual([
+      { Id: 'a.service', LoadState: 'loaded', ActiveState: 'active', NRestarts: '0' },
+      { Id: 'b.service', LoadState: 'masked', ActiveState: 'inactive', NRestarts: '31' },
+    ]);
+  });
+});

@@ -1,0 +1,28 @@
+#!/bin/sh
+# TCG guests on a 2-core host stall for hundreds of ms: etcd heartbeat 500 ms / election 5 s.
+# control plane: chainfire (etcd) x3, flaredb (PostgreSQL primary on the first control-plane node,
+# streaming standbys on the others), iam and flaredb's HTTP surface on each.
+set -eu
+. /usr/local/lib/ultracloud/cluster-lib.sh
+cps=$(nodes_with_role control-plane)
+initial=""; for n in $cps; do initial="$initial${initial:+,}$n=http://$(ip_of "$n"):2380"; done
+primary=$(echo "$cps" | head -n 1)
+cat > /etc/ultracloud/chainfire.env <<EOT
+ETCD_NAME=$NODE_NAME
+ETCD_DATA_DIR=/var/lib/etcd/chainfire
+ETCD_LISTEN_PEER_URLS=http://0.0.0.0:2380
+ETCD_LISTEN_CLIENT_URLS=http://0.0.0.0:2379
+ETCD_ADVERTISE_CLIENT_URLS=http://$CLUSTER_IP:2379
+ETCD_INITIAL_ADVERTISE_PEER_URLS=http://$CLUSTER_IP:2380
+ETCD_INITIAL_CLUSTER=$initial
+ETCD_INITIAL_CLUSTER_STATE=new
+ETCD_INITIAL_CLUSTER_TOKEN=ultracloud-lab
+ETCD_HEARTBEAT_INTERVAL=500
+ETCD_ELECTION_TIMEOUT=5000
+EOT
+cat > /etc/ultracloud/flaredb.env <<EOT
+FLAREDB_PRIMARY=$primary
+FLAREDB_PRIMARY_IP=$(ip_of "$primary")
+EOT
+touch /etc/ultracloud/iam.env
+systemctl --no-block start chainfire.service flaredb.service iam.service flaredb-http.service

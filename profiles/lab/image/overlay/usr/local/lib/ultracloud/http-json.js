@@ -1,0 +1,72 @@
+// Shared helpers for the lab's small dependency-free services (Node 18, no npm packages in the guest).
+'use strict';
+const http = require('node:http');
+
+function send(res, status, body) {
+  const data = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data) });
+  res.end(data);
+}
+
+function readJson(req) {
+  return new Promise((resolve, reject) => {
+    let raw = '';
+    req.on('data', (d) => (raw += d));
+    req.on('end', () => {
+      if (!raw) return resolve({});
+      try { resolve(JSON.parse(raw)); } catch (e) { reject(Object.assign(new Error('body is not JSON'), { status: 400 })); }
+    });
+    req.on('error', reject);
+  });
+}
+
+/** routes: { 'GET /health': async (req, params, body) => [status, json] }, with :name path params. */
+function serve(name, port, routes) {
+  const table = Object.entries(routes).map(([k, fn]) => {
+    const [method, pattern] = k.split(' ');
+    const keys = [];
+    const re = new RegExp('^' + pattern.replace(/:(\w+)/g, (_, n) => (keys.push(n), '([^/]+)')) + '$');
+    return { method, re, keys, fn };
+  });
+  const server = http.createServer(async (req, res) => {
+    const url = new URL(req.url, 'http://x');
+    for (const r of table) {
+      const m = r.method === req.method && r.re.exec(url.pathname);
+      if (!m) continue;
+      const params = Object.fromEntries(r.keys.map((k, i) => [k, decodeURIComponent(m[i + 1])]));
+      try {
+        const body = req.method === 'GET' ? {} : await readJson(req);
+        const [status, json] = await r.fn(req, params, body, url);
+        return send(res, status, json);
+      } catch (e) {
+        return send(res, e.status || 500, { error: e.message });
+      }
+    }
+    send(res, 404, { error: `no route ${req.method} ${url.pathname}` });
+  });
+  server.listen(port, '0.0.0.0', () => console.log(`${name} listening on :${port}`));
+  return server;
+}
+
+/** JSON request to another service; resolves { status, body }. */
+function request(method, url, body, headers = {}) {
+  return new Promise((resolve, reject) => {
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    const req = http.request(url, { method, headers: { 'content-type': 'application/json', ...headers }, timeout: 5000 }, (res) => {
+      let raw = '';
+      res.on('data', (d) => (raw += d));
+      res.on('end', () => {
+        let parsed = raw;
+        try { parsed = raw ? JSON.parse(raw) : {}; } catch { /* keep text */ }
+        resolve({ status: res.statusCode, body: parsed });
+      });
+    });
+    req.on('timeout', () => req.destroy(new Error(`timeout ${method} ${url}`)));
+    req.on('error', reject);
+    if (data) req.write(data);
+    req.end();
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+module.exports = { serve, request, sleep, send };

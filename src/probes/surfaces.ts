@@ -1,0 +1,42 @@
+import type { Cluster } from '../cluster/cluster.js';
+import { servicesOn, type HealthProbe } from '../config/profile.js';
+
+export interface SurfaceResult {
+  node: string;
+  service: string;
+  check: string;
+  ok: boolean;
+  detail: string;
+}
+
+function checkCommand(kind: 'tcp' | 'http', port: number, path = '/', expect = 200): string {
+  return kind === 'tcp'
+    ? `timeout 5 bash -c '</dev/tcp/127.0.0.1/${port}' 2>&1 && echo open`
+    : `code=$(curl -s -o /dev/null -m 8 -w '%{http_code}' 'http://127.0.0.1:${port}${path}'); echo "$code"; [ "$code" = ${expect} ]`;
+}
+
+function healthCommand(h: HealthProbe): string {
+  if (h.kind === 'http') return checkCommand('http', h.port, h.path, h.expectStatus);
+  if (h.kind === 'tcp') return checkCommand('tcp', h.port);
+  return `${h.command} && echo ok`;
+}
+
+/**
+ * Every declared port and health probe of every service placed on the node, checked from the
+ * node itself in one SSH round trip (one shell script, one line of results per check).
+ */
+export async function probeSurfaces(cluster: Cluster, node: string): Promise<SurfaceResult[]> {
+  const checks: { service: string; check: string; cmd: string }[] = [];
+  for (const [svc, c] of servicesOn(cluster.profile, cluster.spec(node))) {
+    for (const p of c.ports) checks.push({ service: svc, check: `${p.protocol === 'udp' ? 'udp' : 'tcp'}:${p.port} (${p.name})`, cmd: checkCommand('tcp', p.port) });
+    if (c.health) checks.push({ service: svc, check: `health ${c.health.kind === 'command' ? c.health.command : `${c.health.kind}:${c.health.port}${c.health.kind === 'http' ? c.health.path : ''}`}`, cmd: healthCommand(c.health) });
+  }
+  if (checks.length === 0) return [];
+  const script = checks.map((c, i) => `out=$( { ${c.cmd}; } 2>&1 ); echo "${i} $? $(echo $out | tr '\\n' ' ' | cut -c1-200)"`).join('\n');
+  const r = await cluster.exec(node, script, { timeoutMs: 120000 });
+  const lines = new Map(r.stdout.trim().split('\n').map((l) => { const [i, code, ...rest] = l.split(' '); return [Number(i), { code: Number(code), text: rest.join(' ') }]; }));
+  return checks.map((c, i) => {
+    const l = lines.get(i);
+    return { node, service: c.service, check: c.check, ok: l?.code === 0, detail: l ? l.text : 'no result' };
+  });
+}
