@@ -25,6 +25,9 @@ export function makeInjection(cluster: Cluster, name: string): Injection {
   if (cps.length < 2) throw new UsageError(`--inject ${name} needs at least two control-plane nodes`);
   const last = cps[cps.length - 1]!;
   const sh = (node: string, cmd: string) => cluster.sh(node, cmd).then(() => undefined);
+  // A restarted Node service takes seconds to listen under TCG: wait for its health endpoint.
+  const restartIam = (node: string, env: string) =>
+    sh(node, `echo '${env}' > /etc/ultracloud/iam.env && systemctl restart iam.service && for i in $(seq 120); do curl -sf -o /dev/null http://127.0.0.1:8080/health && exit 0; sleep 0.5; done; echo 'iam did not come back' >&2; exit 1`);
   switch (name as InjectionName) {
     case 'unit-masked': {
       const node = cps[1]!;
@@ -44,8 +47,8 @@ export function makeInjection(cluster: Cluster, name: string): Injection {
         fault: {
           name: 'inject iam-wrong-key',
           targets: [last],
-          invoke: () => sh(last, `echo IAM_SIGNING_KEY_OVERRIDE=${randomBytes(16).toString('hex')} > /etc/ultracloud/iam.env && systemctl restart iam.service && sleep 1`),
-          heal: () => sh(last, ': > /etc/ultracloud/iam.env && systemctl restart iam.service'),
+          invoke: () => restartIam(last, `IAM_SIGNING_KEY_OVERRIDE=${randomBytes(16).toString('hex')}`),
+          heal: () => restartIam(last, ''),
         },
       };
     default:
