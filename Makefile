@@ -13,6 +13,7 @@ build-cli: setup
 ## The README's test command: unit tests and the bounded end-to-end tests (real guests).
 test: setup
 	npm run build
+	npm run typecheck
 	npx vitest run $(VITEST_ARGS)
 
 test-unit: setup

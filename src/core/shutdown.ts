@@ -42,7 +42,7 @@ function installSignalHandlers(): void {
         process.stderr.write(`\n${sig} again: cleanup already running, please wait\n`);
         return;
       }
-      process.stderr.write(`\n${sig}: stopping what this run started...\n`);
+      if (cleanups.length > 0) process.stderr.write(`\n${sig}: stopping what this run started...\n`);
       void runCleanups(sig, (m) => process.stderr.write(`${m}\n`)).finally(() => process.exit(code));
     });
   }

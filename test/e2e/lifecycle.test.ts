@@ -11,7 +11,8 @@ import { execa } from 'execa';
  */
 const E2E = path.join(REPO, 'work', 'e2e-lifecycle');
 const env = { PHOTON_VM_DIR: path.join(E2E, 'state'), PHOTON_CLUSTER_VDE_SWITCH_DIR: path.join(E2E, 'vde') };
-const run = (args: string[], timeout = 900_000) => cli(args, { env, timeout });
+/** CLI children get SIGTERM (and unwind what they started) before their test times out. */
+const run = (args: string[], timeout = 600_000) => cli(args, { env, timeout });
 const leftovers = () => processesMentioning(E2E);
 
 describe('lab cluster lifecycle (real QEMU guests)', () => {
@@ -32,7 +33,7 @@ describe('lab cluster lifecycle (real QEMU guests)', () => {
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toMatch(/^reused image [0-9a-f]{16}/);
     expect(Date.now() - t0).toBeLessThan(20_000);
-  });
+  }, 60_000);
 
   it('starts two nodes that answer over SSH, reach each other on the cluster network, and stop cleanly', async () => {
     const s = await run(['start', '--nodes', 'node01,node02']);
@@ -61,9 +62,10 @@ describe('lab cluster lifecycle (real QEMU guests)', () => {
     expect(stop.exitCode).toBe(0);
     expect(stop.stdout).toMatch(/node01: (powerdown|term|kill)/);
     expect(leftovers()).toEqual([]);
-  });
+  }, 900_000);
 
   it('refuses a second harness on the same state dir, and kill -9 mid-start leaves nothing after stop', async () => {
+    expect((await run(['stop', '--timeout', '10'])).exitCode).toBe(0); // start from nothing, whatever ran before
     const harness = execa('node', [BIN, 'start', '--nodes', 'node01,node02'], { cwd: REPO, env: { ...process.env, ...env }, reject: false });
     const pidfiles = ['node01', 'node02'].map((n) => path.join(env.PHOTON_VM_DIR, n, 'qemu.pid'));
     await waitFor(() => pidfiles.every((p) => existsSync(p)), 120_000, 'both guests launched');
@@ -78,5 +80,5 @@ describe('lab cluster lifecycle (real QEMU guests)', () => {
     const stop = await run(['stop', '--timeout', '10']);
     expect(stop.exitCode, stop.stderr).toBe(0);
     expect(leftovers()).toEqual([]); // ...and stop finds them by their pidfiles
-  });
+  }, 300_000);
 });

@@ -12,7 +12,8 @@ import { processesMentioning } from '../helpers/procs.js';
  */
 const E2E = path.join(REPO, 'work', 'e2e-smoke');
 const env = { PHOTON_VM_DIR: path.join(E2E, 'state'), PHOTON_CLUSTER_VDE_SWITCH_DIR: path.join(E2E, 'vde') };
-const run = (args: string[], timeout = 2_400_000) => cli(['--json', ...args], { env, timeout });
+/** CLI children get SIGTERM (and unwind what they started) before their test times out. */
+const run = (args: string[], timeout = 2_300_000) => cli(['--json', ...args], { env, timeout });
 const latest = () => RunResult.parse(JSON.parse(readFileSync(path.join(REPO, 'work', 'smoke', 'latest', 'result.json'), 'utf8')));
 
 describe('smoke lane (six real guests)', () => {
@@ -40,7 +41,7 @@ describe('smoke lane (six real guests)', () => {
   ];
   for (const [inject, step, cause] of controls) {
     it(`--inject ${inject} turns ${step} red and names the cause, then heals`, async () => {
-      const r = await run(['smoke', '--inject', inject], 900_000);
+      const r = await run(['smoke', '--inject', inject], 840_000);
       expect(r.exitCode).toBe(1);
       const res = latest();
       const failed = res.steps.find((s) => s.status === 'failed');
