@@ -170,16 +170,16 @@ export async function runSmoke(cluster: Cluster, rec: RunRecord, opts: SmokeOpti
         const port = portOf(iam, 'api');
         const issuer = withRole(iam.roles[0]!)[0]!;
         const verifier = withRole(iam.roles[0]!).at(-1)!;
-        const base = (n: string) => `http://127.0.0.1:${port}`;
-        const issued = await guestHttp(cluster, issuer, 'POST', `${base(issuer)}${probe(iam, 'issuePath', '/v1/tokens')}`, { body: { subject: 'smoke', scopes: ['credit:reserve'], ttlSeconds: 600 } });
+        const local = `http://127.0.0.1:${port}`; // each node's own iam, reached over its SSH session
+        const issued = await guestHttp(cluster, issuer, 'POST', `${local}${probe(iam, 'issuePath', '/v1/tokens')}`, { body: { subject: 'smoke', scopes: ['credit:reserve'], ttlSeconds: 600 } });
         if (issued.status !== 201) throw new CheckFailed(`iam on ${issuer} did not issue a token: ${issued.status} ${issued.text}`);
         const token = (issued.json as { token: string; keyId: string }).token;
         const verifyPath = probe(iam, 'verifyPath', '/v1/verify');
-        const ok = await guestHttp(cluster, verifier, 'POST', `${base(verifier)}${verifyPath}`, { body: { token } });
+        const ok = await guestHttp(cluster, verifier, 'POST', `${local}${verifyPath}`, { body: { token } });
         const [h, p, s] = token.split('.');
         const claims = JSON.parse(Buffer.from(p!, 'base64url').toString()) as Record<string, unknown>;
         const tampered = `${h}.${Buffer.from(JSON.stringify({ ...claims, sub: 'admin' })).toString('base64url')}.${s}`;
-        const bad = await guestHttp(cluster, verifier, 'POST', `${base(verifier)}${verifyPath}`, { body: { token: tampered } });
+        const bad = await guestHttp(cluster, verifier, 'POST', `${local}${verifyPath}`, { body: { token: tampered } });
         await ctx.evidence('iam.json', json({ issuer, verifier, issued: issued.json, verify: { status: ok.status, body: ok.json }, tampered: { status: bad.status, body: bad.json } }));
         if (ok.status !== 200) {
           const why = (ok.json as { reason?: string; keyId?: string } | undefined) ?? {};
