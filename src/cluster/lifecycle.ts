@@ -15,7 +15,7 @@ import { Qmp } from '../vm/qmp.js';
 import { ensureSwitch, stopSwitch, switchFiles, switchPid } from '../vm/switch.js';
 import type { Cluster } from './cluster.js';
 import { waitForNode } from './readiness.js';
-import { nodeFiles, nodesInState, readNodeRecord, writeClusterRecord } from './state.js';
+import { nodeFiles, nodeRecords, nodesInState, readNodeRecord, writeClusterRecord } from './state.js';
 import { bootWaves } from './waves.js';
 
 /** Take the state-dir lock for the rest of this process's command (released by the cleanup chain). */
@@ -136,12 +136,7 @@ export async function launchClusterNode(cluster: Cluster, name: string, o: { ima
 
 /** Host ports recorded by any node of this state dir (so a new launch never reuses them). */
 async function recordedPorts(cluster: Cluster): Promise<Set<number>> {
-  const avoid = new Set<number>();
-  for (const n of await nodesInState(cluster.paths.state)) {
-    const r = await readNodeRecord(cluster.paths.state, n);
-    for (const p of Object.values(r?.ports ?? {})) avoid.add(p.host);
-  }
-  return avoid;
+  return new Set((await nodeRecords(cluster.paths.state)).flatMap((r) => Object.values(r.ports).map((p) => p.host)));
 }
 
 /** Nodes in the state dir whose recorded qemu still runs. */

@@ -61,9 +61,8 @@ export async function waitForUnits(cluster: Cluster, node: string, deadline: num
     const r = await cluster.exec(node, script, { timeoutMs: 30000 });
     const [sys = '', show = ''] = r.stdout.split('#\n');
     const system = sys.trim();
-    const props = parseShow(show);
-    const unitState = units.map((u, i) => props.find((p) => p.Id === u) ?? props[i] ?? {});
-    const stateOf = (u: string) => unitState[units.indexOf(u)]!;
+    const byId = new Map(parseShow(show).map((p) => [p.Id, p]));
+    const stateOf = (u: string) => byId.get(u) ?? {};
     const unusable = units.filter((u) => ['masked', 'not-found'].includes(stateOf(u).LoadState ?? ''));
     if (unusable.length) await failWithDiagnostics(cluster, node, `expected unit(s) cannot start: ${unusable.map((u) => `${u} is ${stateOf(u).LoadState}`).join(', ')}`);
     const failedUnits = units.filter((u) => stateOf(u).ActiveState === 'failed');
@@ -75,8 +74,9 @@ export async function waitForUnits(cluster: Cluster, node: string, deadline: num
     if (system === 'running' && inactive.length === 0) return;
     last = `system ${system}; not yet active: ${inactive.map((u) => `${u}=${stateOf(u).ActiveState}`).join(', ') || '(none)'}`;
     if (Date.now() > deadline) await failWithDiagnostics(cluster, node, `not ready by the deadline: ${last}`);
-    // While booting, block in the guest until the state changes instead of polling from here.
-    await cluster.exec(node, `timeout 5 systemctl is-system-running --wait >/dev/null 2>&1 || sleep 1`, { timeoutMs: 15000 });
+    // While booting, block in the guest until boot settles instead of polling from here; once the
+    // system runs, a unit still activating (etcd awaiting quorum) has no such event: check each second.
+    await cluster.exec(node, system === 'running' ? 'sleep 1' : 'timeout 5 systemctl is-system-running --wait >/dev/null 2>&1 || sleep 1', { timeoutMs: 15000 });
   }
 }
 

@@ -28,7 +28,7 @@ export class HostKeyMismatch extends Error {
 
 /**
  * One ssh2 connection per node, reused by every command of a run (spawning `ssh` per probe
- * costs a handshake each time; see scripts/bench-ssh.ts). Host keys are pinned at first contact.
+ * costs a handshake each time; see scripts/bench-ssh.js). Host keys are pinned at first contact.
  */
 export class SshPool {
   private conns = new Map<string, Promise<Client>>();

@@ -80,6 +80,12 @@ export async function nodesInState(stateDir: string): Promise<string[]> {
   return out.sort();
 }
 
+/** Every readable node record in a state dir. */
+export async function nodeRecords(stateDir: string): Promise<NodeRecord[]> {
+  const recs = await Promise.all((await nodesInState(stateDir)).map((n) => readNodeRecord(stateDir, n)));
+  return recs.filter((r): r is NodeRecord => r !== null);
+}
+
 export async function writeClusterRecord(stateDir: string, rec: ClusterRecord): Promise<void> {
   await writeFileAtomic(path.join(stateDir, 'cluster.json'), `${JSON.stringify(rec, null, 2)}\n`);
 }

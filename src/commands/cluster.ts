@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { Cluster } from '../cluster/cluster.js';
 import { consoleTail } from '../cluster/console.js';
 import { cleanCluster, clusterStatus, lockState, startCluster, stopCluster } from '../cluster/lifecycle.js';
@@ -12,6 +12,12 @@ import { action, emit, globals, withProfile, type ProfileContext } from './conte
 
 export const accelOption = () => new Option('--accel <mode>', 'accelerator: auto = kvm when the doctor probe passed, else tcg').choices(['auto', 'kvm', 'tcg']).default('auto');
 export const parseNodes = (v: string): string[] => v.split(',').map((s) => s.trim()).filter(Boolean);
+/** Option parser for counts and seconds: commander reports the error and exits 2. */
+export const positiveNumber = (v: string): number => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number');
+  return n;
+};
 /** Under TCG a wave of three guests needs ~90 s to reach SSH; allow ample slack for loaded CI hosts. */
 export const DEFAULT_WAVE_TIMEOUT_S = 600;
 
@@ -27,7 +33,7 @@ export function registerCluster(program: Command): void {
     .description('boot the profile\'s nodes as QEMU guests, wave by wave, and wait for SSH and their units')
     .option('--nodes <a,b>', 'only these nodes (comma-separated)', parseNodes)
     .addOption(accelOption())
-    .option('--timeout <seconds>', 'per boot wave', (v) => Number(v), DEFAULT_WAVE_TIMEOUT_S)
+    .option('--timeout <seconds>', 'per boot wave', positiveNumber, DEFAULT_WAVE_TIMEOUT_S)
     .option('--keep-on-failure', 'leave guests running when readiness fails (for debugging)')
     .action(
       action(async (opts: { nodes?: string[]; accel: 'auto' | 'kvm' | 'tcg'; timeout: number; keepOnFailure?: boolean }, cmd: Command) => {
@@ -43,7 +49,7 @@ export function registerCluster(program: Command): void {
     .command('stop')
     .description('stop guests by their recorded pids (QMP powerdown, then SIGTERM, then SIGKILL), then the switch')
     .option('--nodes <a,b>', 'only these nodes', parseNodes)
-    .option('--timeout <seconds>', 'how long to wait for a clean powerdown', (v) => Number(v), 45)
+    .option('--timeout <seconds>', 'how long to wait for a clean powerdown', positiveNumber, 45)
     .action(
       action(async (opts: { nodes?: string[]; timeout: number }, cmd: Command) => {
         const ctx = withProfile(globals(cmd));
@@ -99,7 +105,7 @@ export function registerCluster(program: Command): void {
     .description('a node\'s serial console (vm.log), or its journal with --journal')
     .argument('<node>')
     .option('--journal', 'the systemd journal of the current boot, over SSH')
-    .option('-n, --lines <n>', 'last N lines', (v) => Number(v), 200)
+    .option('-n, --lines <n>', 'last N lines', positiveNumber, 200)
     .action(
       action(async (node: string, opts: { journal?: boolean; lines: number }, cmd: Command) => {
         const ctx = withProfile(globals(cmd));

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import { cleanCluster, lockState, startCluster, stopCluster } from '../cluster/lifecycle.js';
-import { EXIT_CHECK_FAILED, EXIT_OK, UsageError } from '../core/errors.js';
+import { EXIT_CHECK_FAILED, EXIT_OK } from '../core/errors.js';
 import { RunRecord } from '../core/run-record.js';
 import { onCleanup } from '../core/shutdown.js';
 import { seconds } from '../core/time.js';
@@ -9,7 +9,7 @@ import { hostFacts } from '../host/facts.js';
 import { buildImages } from '../images/build.js';
 import { runSmoke } from '../lanes/smoke.js';
 import { accelVerdict } from '../vm/accel-probe.js';
-import { DEFAULT_WAVE_TIMEOUT_S, accelOption, openCluster } from './cluster.js';
+import { DEFAULT_WAVE_TIMEOUT_S, accelOption, openCluster, positiveNumber } from './cluster.js';
 import { action, emit, globals, withProfile } from './context.js';
 
 const injectOption = () =>
@@ -39,11 +39,10 @@ export function registerLanes(program: Command): void {
     .addOption(accelOption())
     .addOption(injectOption())
     .option('--keep', 'leave the cluster running afterwards')
-    .option('--timeout <seconds>', 'per boot wave', (v) => Number(v), DEFAULT_WAVE_TIMEOUT_S)
+    .option('--timeout <seconds>', 'per boot wave', positiveNumber, DEFAULT_WAVE_TIMEOUT_S)
     .action(
       action(async (opts: { accel: 'auto' | 'kvm' | 'tcg'; inject?: string[]; keep?: boolean; timeout: number }, cmd: Command) => {
         const ctx = withProfile(globals(cmd));
-        if (!Number.isFinite(opts.timeout) || opts.timeout <= 0) throw new UsageError('--timeout must be a positive number of seconds');
         const cluster = await openCluster(ctx, 'smoke');
         await lockState(cluster, 'fresh-smoke');
         const injections = (opts.inject ?? []).map((n) => makeInjection(cluster, n));

@@ -14,7 +14,7 @@ export const PortSpec = z.strictObject({
   protocol: z.enum(['tcp', 'udp', 'http']).default('tcp'),
   /** Forward this port from 127.0.0.1 on the host (the harness picks the host port). */
   expose: z.boolean().default(false),
-});
+}).refine((p) => !(p.expose && p.protocol === 'udp'), { message: 'only TCP ports can be forwarded to the host (expose with protocol udp)', path: ['expose'] });
 export type PortSpec = z.infer<typeof PortSpec>;
 
 export const HealthProbe = z.discriminatedUnion('kind', [

@@ -1,7 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { nodesInState, readNodeRecord } from '../cluster/state.js';
+import { nodeRecords } from '../cluster/state.js';
 import type { ClusterPaths } from '../config/paths.js';
 import type { LoadedProfile } from '../config/profile.js';
 import { UsageError } from '../core/errors.js';
@@ -25,11 +25,7 @@ export async function buildImages(profile: LoadedProfile, paths: ClusterPaths, l
 async function pruneImages(paths: ClusterPaths, newest: string, log: Logger): Promise<void> {
   const inUse = new Set<string>([newest]);
   const stateDirs = (await fs.readdir(path.dirname(paths.state)).catch(() => [] as string[])).filter((d) => d.startsWith('state')).map((d) => path.join(path.dirname(paths.state), d));
-  for (const dir of [...stateDirs, paths.state])
-    for (const n of await nodesInState(dir)) {
-      const r = await readNodeRecord(dir, n);
-      if (r) inUse.add(r.image);
-    }
+  for (const dir of new Set([...stateDirs, paths.state])) for (const r of await nodeRecords(dir)) inUse.add(r.image);
   const builds: { id: string; mtime: number }[] = [];
   for (const id of await fs.readdir(paths.images).catch(() => [] as string[])) {
     const st = await fs.stat(path.join(paths.images, id, 'manifest.json')).catch(() => null);

@@ -13,6 +13,7 @@ import { eventually } from '../probes/eventually.js';
 import { guestHttp, hostHttp } from '../probes/http.js';
 import { REMOTE_WRITE_HEADERS, remoteWriteBody } from '../probes/remote-write.js';
 import { sql, sqlLiteral } from '../probes/sql.js';
+import { tcpConnect } from '../probes/tcp.js';
 import { probeSurfaces } from '../probes/surfaces.js';
 import { runSteps, type LaneStep } from './lane.js';
 
@@ -121,10 +122,14 @@ export async function runSmoke(cluster: Cluster, rec: RunRecord, opts: SmokeOpti
             const rec = await cluster.record(n);
             for (const [svc, c] of Object.entries(cluster.profile.services)) {
               for (const p of c.ports.filter((x) => x.expose && rec.ports[`${svc}-${x.name}`])) {
+                const hostPort = rec.ports[`${svc}-${p.name}`]!.host;
                 const health = c.health?.kind === 'http' && c.health.port === p.port ? c.health : null;
-                const url = `http://127.0.0.1:${rec.ports[`${svc}-${p.name}`]!.host}${health?.path ?? '/'}`;
+                const url = p.protocol === 'http' ? `http://127.0.0.1:${hostPort}${health?.path ?? '/'}` : `tcp://127.0.0.1:${hostPort}`;
                 const ok = (status: number) => (health ? status === health.expectStatus : status < 500);
-                const r = await hostHttp('GET', url).then((x) => ({ ok: ok(x.status), detail: `${x.status}` }), (e: Error) => ({ ok: false, detail: e.message }));
+                const r = await (p.protocol === 'http'
+                  ? hostHttp('GET', url).then((x) => ({ ok: ok(x.status), detail: `${x.status}` }))
+                  : tcpConnect(hostPort).then(() => ({ ok: true, detail: 'open' }))
+                ).catch((e: Error) => ({ ok: false, detail: e.message }));
                 results.push({ node: n, service: svc, check: `host ${url}`, ...r });
               }
             }

@@ -9,10 +9,15 @@ export interface SurfaceResult {
   detail: string;
 }
 
-function checkCommand(kind: 'tcp' | 'http', port: number, path = '/', expect = 200): string {
-  return kind === 'tcp'
-    ? `timeout 5 bash -c '</dev/tcp/127.0.0.1/${port}' 2>&1 && echo open`
-    : `code=$(curl -s -o /dev/null -m 8 -w '%{http_code}' 'http://127.0.0.1:${port}${path}'); echo "$code"; [ "$code" = ${expect} ]`;
+function checkCommand(kind: 'tcp' | 'udp' | 'http', port: number, path = '/', expect = 200): string {
+  switch (kind) {
+    case 'tcp':
+      return `timeout 5 bash -c '</dev/tcp/127.0.0.1/${port}' 2>&1 && echo open`;
+    case 'udp': // no handshake to try: a bound socket is what can be proven without the protocol
+      return `ss -Hlun "sport = :${port}" | grep -q . && echo bound`;
+    case 'http':
+      return `code=$(curl -s -o /dev/null -m 8 -w '%{http_code}' 'http://127.0.0.1:${port}${path}'); echo "$code"; [ "$code" = ${expect} ]`;
+  }
 }
 
 function healthCommand(h: HealthProbe): string {
@@ -28,7 +33,10 @@ function healthCommand(h: HealthProbe): string {
 export async function probeSurfaces(cluster: Cluster, node: string): Promise<SurfaceResult[]> {
   const checks: { service: string; check: string; cmd: string }[] = [];
   for (const [svc, c] of servicesOn(cluster.profile, cluster.spec(node))) {
-    for (const p of c.ports) checks.push({ service: svc, check: `${p.protocol === 'udp' ? 'udp' : 'tcp'}:${p.port} (${p.name})`, cmd: checkCommand('tcp', p.port) });
+    for (const p of c.ports) {
+      const l4 = p.protocol === 'udp' ? 'udp' : 'tcp';
+      checks.push({ service: svc, check: `${l4}:${p.port} (${p.name})`, cmd: checkCommand(l4, p.port) });
+    }
     if (c.health) checks.push({ service: svc, check: `health ${c.health.kind === 'command' ? c.health.command : `${c.health.kind}:${c.health.port}${c.health.kind === 'http' ? c.health.path : ''}`}`, cmd: healthCommand(c.health) });
   }
   if (checks.length === 0) return [];

@@ -21,8 +21,6 @@ export interface LaunchRequest {
   units: string[];
   /** Host ports already taken by other nodes of this cluster. */
   avoidPorts: Set<number>;
-  extraDisks?: { file: string; serial: string }[];
-  extraCmdline?: string;
 }
 
 /** A value safe inside single quotes in a POSIX shell env file. */
@@ -68,9 +66,8 @@ export async function launchNode(req: LaunchRequest, log: Logger): Promise<{ rec
       vcpus: req.node.vcpus,
       kernel: req.artifacts.kernel,
       initrd: req.artifacts.initrd,
-      cmdline: [req.artifacts.cmdline, req.extraCmdline].filter(Boolean).join(' '),
+      cmdline: req.artifacts.cmdline,
       disk: req.artifacts.baseDisk ? f.disk : undefined,
-      extraDisks: req.extraDisks,
       control: { mac: macs.control, forwards: Object.values(ports).map((p) => ({ hostPort: p.host, guestPort: p.guest })) },
       data: req.vdeSocket ? { mac: macs.data, vdeSocket: req.vdeSocket } : undefined,
       fwCfg: [{ name: 'opt/ultracloud/env', file: f.env }],

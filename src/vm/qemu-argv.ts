@@ -9,8 +9,6 @@ export interface QemuSpec {
   cmdline: string;
   /** Root disk (a qcow2 overlay on the shared read-only base). */
   disk?: string;
-  /** Extra disks with stable virtio serials (shown as /dev/disk/by-id/virtio-<serial>). */
-  extraDisks?: { file: string; serial: string; format?: 'qcow2' | 'raw' }[];
   /** Control NIC: QEMU user-mode networking, forwards bound to 127.0.0.1 only. */
   control: { mac: string; forwards: { hostPort: number; guestPort: number }[] };
   /** Data NIC on the cluster L2 network (vde_switch control dir), separate from the control path. */
@@ -36,10 +34,6 @@ export function qemuArgv(s: QemuSpec): string[] {
     '-append', s.cmdline,
   ];
   if (s.disk) argv.push('-drive', `file=${s.disk},if=virtio,format=qcow2,cache=unsafe,discard=unmap`);
-  s.extraDisks?.forEach((d, i) => {
-    argv.push('-drive', `file=${d.file},if=none,id=xd${i},format=${d.format ?? 'qcow2'},cache=unsafe`);
-    argv.push('-device', `virtio-blk-pci,drive=xd${i},serial=${d.serial}`);
-  });
   const fwd = s.control.forwards.map((f) => `,hostfwd=tcp:127.0.0.1:${f.hostPort}-:${f.guestPort}`).join('');
   argv.push('-netdev', `user,id=ctl${fwd}`, '-device', `virtio-net-pci,netdev=ctl,mac=${s.control.mac}`);
   if (s.data) argv.push('-netdev', `vde,id=data,sock=${s.data.vdeSocket}`, '-device', `virtio-net-pci,netdev=data,mac=${s.data.mac}`);

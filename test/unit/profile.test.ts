@@ -57,4 +57,19 @@ describe('profile schema', () => {
     expect(r.stderr).toMatch(/nodes\[0\]\.memoryMiB/);
     expect(r.stdout).toBe('');
   });
+
+  it('the CLI refuses a non-positive timeout or line count with exit 2', async () => {
+    for (const args of [['start', '--timeout', 'abc'], ['stop', '--timeout', '0'], ['logs', 'node01', '-n', '-3']]) {
+      const r = await cli(args);
+      expect(r.exitCode, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(/expected a positive number/);
+    }
+  });
+});
+
+describe('port contract', () => {
+  it('refuses exposing a UDP port (host forwards are TCP only)', () => {
+    const r = Profile.safeParse({ ...base, services: { dns: { unit: 'dns.service', roles: ['cp'], ports: [{ name: 'dns', port: 53, protocol: 'udp', expose: true }] } } });
+    expect(r.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual(['services.dns.ports.0.expose: only TCP ports can be forwarded to the host (expose with protocol udp)']);
+  });
 });
