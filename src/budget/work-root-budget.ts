@@ -80,7 +80,11 @@ export async function budgetStatus(workRoot: string): Promise<BudgetStatus> {
     const runNames = await datedRuns(dir);
     if (runNames.length === 0) continue;
     const runs = await Promise.all(runNames.map(async (name) => ({ name, bytes: await diskUsage(path.join(dir, name)) })));
-    lanes.push({ lane, bytes: await diskUsage(dir), latest: await latestTarget(dir), runs });
+    // The lane total reuses the run sizes instead of walking the dated dirs a second time.
+    const others = (await fs.readdir(dir)).filter((n) => !runNames.includes(n));
+    const otherBytes = await Promise.all(others.map((n) => diskUsage(path.join(dir, n))));
+    const own = (await fs.lstat(dir)).blocks * 512;
+    lanes.push({ lane, bytes: own + runs.reduce((a, r) => a + r.bytes, 0) + otherBytes.reduce((a, b) => a + b, 0), latest: await latestTarget(dir), runs });
   }
   return {
     workRoot,

@@ -89,6 +89,7 @@ export async function runSmoke(cluster: Cluster, rec: RunRecord, opts: SmokeOpti
         });
         await ctx.evidence('chainfire-members.json', json({ members, statuses }));
         if (members.length !== want) throw new CheckFailed(`chainfire has ${members.length} members (${members.map((m) => m.name).join(', ')}), expected ${want}`);
+        if (!memberNames.has(statuses[0]!.leader)) throw new CheckFailed(`chainfire leader ${statuses[0]!.leader} is not in the member list (${members.map((m) => `${m.name}=${m.id}`).join(', ')})`);
         const leader = nameOf(statuses[0]!.leader);
 
         const want2 = probe(flaredbC, 'standbys', standbys.length);
