@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # tool -> package: qemu-system-x86_64 qemu-system-x86 | qemu-img qemu-utils | vde_switch vde2 |
-# mmdebstrap | mkfs.ext4 e2fsprogs | ssh, ssh-keygen openssh-client | nix nix-bin | as binutils
-PKGS=(qemu-system-x86 qemu-utils vde2 mmdebstrap e2fsprogs openssh-client ca-certificates binutils nix-bin)
+# mmdebstrap | mkfs.ext4 e2fsprogs | ssh, ssh-keygen openssh-client | nix nix-bin | as binutils |
+# busybox, cpio: the nix test fixture's initramfs (busybox-static, cpio)
+PKGS=(qemu-system-x86 qemu-utils vde2 mmdebstrap e2fsprogs openssh-client ca-certificates binutils nix-bin busybox-static cpio)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -23,6 +24,39 @@ if ((${#missing[@]})); then
     echo "setup: missing Debian packages: ${missing[*]}" >&2
     echo "setup: run as root, or: sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
     exit 2
+  fi
+fi
+
+# Nix: Debian's nix-bin ships no nix.conf. Without one, flakes are off and builds need a
+# `nixbld` group that nix-bin does not create. Write a minimal one only if none exists.
+if [[ ! -e /etc/nix/nix.conf && $(id -u) -eq 0 ]]; then
+  mkdir -p /etc/nix
+  {
+    echo "# written by ultracloud scripts/setup-host.sh (no nix.conf existed)"
+    echo "experimental-features = nix-command flakes"
+    echo "sandbox = false"
+    getent group nixbld >/dev/null || echo "build-users-group ="
+  } > /etc/nix/nix.conf
+  echo "setup: wrote /etc/nix/nix.conf: $(grep -v '^#' /etc/nix/nix.conf | paste -sd ';')"
+fi
+
+# A kernel for kernel-only test guests (the nix fixture flake looks here): Debian's cloud kernel,
+# unpacked from its .deb, never installed (installing would touch this host's boot setup).
+KDIR=/var/cache/ultracloud/kernel
+if [[ ! -r $KDIR/vmlinuz ]]; then
+  if [[ $(id -u) -eq 0 ]]; then
+    pkg=$(apt-cache depends linux-image-cloud-amd64 | awk '/Depends: linux-image-/{print $2; exit}')
+    tmp=$(mktemp -d)
+    (cd "$tmp" && apt-get download -q "$pkg" 2>/dev/null) || { apt-get update -q && (cd "$tmp" && apt-get download -q "$pkg"); }
+    mkdir -p "$KDIR"
+    dpkg-deb --fsys-tarfile "$tmp"/*.deb | tar -x -C "$tmp" ./boot ./lib/modules
+    cp "$tmp"/boot/vmlinuz-* "$KDIR/vmlinuz.new" && mv "$KDIR/vmlinuz.new" "$KDIR/vmlinuz"
+    rm -rf "$KDIR/modules" && mv "$tmp"/lib/modules "$KDIR/modules"
+    chmod -R a+rX "$KDIR"
+    rm -rf "$tmp"
+    echo "setup: unpacked $pkg to $KDIR"
+  else
+    echo "setup: no test kernel at $KDIR/vmlinuz (the nix fixture needs it); run this script as root once" >&2
   fi
 fi
 

@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import { registerBudget } from './commands/budget.js';
 import { registerBuild } from './commands/build.js';
 import { registerCluster } from './commands/cluster.js';
+import { registerGuards } from './commands/guards.js';
 import { registerLanes } from './commands/lanes.js';
 import { registerDoctor } from './commands/doctor.js';
 import { EXIT_USAGE } from './core/errors.js';
@@ -21,6 +22,7 @@ const program = new Command('ultracloud')
 registerDoctor(program);
 registerBudget(program);
 registerBuild(program);
+registerGuards(program);
 registerCluster(program);
 registerLanes(program);
 

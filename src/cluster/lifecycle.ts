@@ -1,4 +1,4 @@
-import { promises as fs } from 'node:fs';
+import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { UsageError, errorMessage } from '../core/errors.js';
@@ -154,20 +154,26 @@ export async function stopNode(stateDir: string, name: string, powerdownMs: numb
   const pid = await ownedPid(f.pidfile, f.pidfile);
   let method: StopMethod = 'not running';
   if (pid) {
-    let exited = false;
-    try {
-      const qmp = await Qmp.connect(f.qmp, 3000);
-      await qmp.execute('system_powerdown');
-      exited = (await within(qmp.closed, powerdownMs)) !== 'timeout' && (await waitPidExit(pid, 5000));
-      qmp.close();
-    } catch {
-      /* no QMP (wedged guest): fall through to signals */
-    }
+    // A diskless guest (kernel + initramfs) has nothing to flush and often no ACPI handler: signal it.
+    const exited = existsSync(f.disk) && (await powerdown(f.qmp, pid, powerdownMs));
     method = exited ? 'powerdown' : (await terminate(pid, 5000)) === 'kill' ? 'kill' : 'term';
   }
   await fs.rm(f.pidfile, { force: true });
   await fs.rm(f.qmp, { force: true });
   return method;
+}
+
+/** QMP system_powerdown and wait for the exit; false if the guest ignored it or QMP is gone (wedged guest). */
+async function powerdown(qmpSocket: string, pid: number, timeoutMs: number): Promise<boolean> {
+  try {
+    const qmp = await Qmp.connect(qmpSocket, 3000);
+    await qmp.execute('system_powerdown');
+    const exited = (await within(qmp.closed, timeoutMs)) !== 'timeout' && (await waitPidExit(pid, 5000));
+    qmp.close();
+    return exited;
+  } catch {
+    return false;
+  }
 }
 
 export async function stopNodes(cluster: Cluster, names: string[], opts: { log: Logger; powerdownMs?: number }): Promise<Record<string, StopMethod>> {
@@ -195,7 +201,10 @@ export interface NodeStatus {
   accel: string | null;
   ip: string | null;
   ports: Record<string, number>;
-  ssh: 'reachable' | 'unreachable' | 'not running';
+  /** `not used` when the profile's readiness is a console marker (kernel-only guests). */
+  ssh: 'reachable' | 'unreachable' | 'not running' | 'not used';
+  /** Console-marker profiles: whether this boot printed the marker. */
+  marker?: boolean;
   units: Record<string, string>;
   error?: string;
 }
@@ -212,6 +221,13 @@ export async function clusterStatus(cluster: Cluster): Promise<{ switchPid: numb
         ssh: 'not running', units: {},
       };
       if (!pid || !rec) return st;
+      const readiness = cluster.profile.readiness;
+      if (readiness.kind === 'console-marker') {
+        st.ssh = 'not used';
+        const text = await fs.readFile(cluster.files(name).console).then((b) => b.subarray(rec.consoleOffset).toString('utf8'), () => '');
+        st.marker = text.includes(readiness.marker.replaceAll('{node}', name));
+        return st;
+      }
       try {
         const t = await cluster.target(name);
         await cluster.pool.client(t, 8000);

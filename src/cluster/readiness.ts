@@ -3,6 +3,7 @@ import { CheckFailed, errorMessage } from '../core/errors.js';
 import { seconds } from '../core/time.js';
 import { HostKeyMismatch } from './ssh-pool.js';
 import type { Cluster } from './cluster.js';
+import { FollowEnded, waitForText } from '../probes/console-follow.js';
 import { consoleTail } from './console.js';
 
 /** Restarts of an expected unit at or above this count mean it is restart-looping (kola's rule). */
@@ -80,9 +81,28 @@ export async function waitForUnits(cluster: Cluster, node: string, deadline: num
   }
 }
 
+/** Readiness for guests without SSH (kernel + initramfs fixtures): their marker on the console. */
+export async function waitForConsoleMarker(cluster: Cluster, node: string, marker: string, deadline: number): Promise<void> {
+  const file = cluster.files(node).console;
+  const { consoleOffset } = await cluster.record(node);
+  try {
+    await waitForText(file, marker, { offset: consoleOffset, deadline, alive: async () => (await cluster.pid(node)) !== null, what: `${node}: console marker "${marker}"` });
+  } catch (err) {
+    if (!(err instanceof FollowEnded)) throw err;
+    throw new CheckFailed(`${err.message}\n--- console tail (${file}) ---\n${await consoleTail(file, 25)}`);
+  }
+}
+
 export async function waitForNode(cluster: Cluster, node: string, timeoutMs: number): Promise<number> {
   const t0 = Date.now();
   const deadline = t0 + timeoutMs;
+  const readiness = cluster.profile.readiness;
+  if (readiness.kind === 'console-marker') {
+    const marker = readiness.marker.replaceAll('{node}', node);
+    await waitForConsoleMarker(cluster, node, marker, deadline);
+    cluster.log.info({ node }, `ready: console marker "${marker}" after ${seconds(Date.now() - t0)}`);
+    return Date.now() - t0;
+  }
   await waitForSsh(cluster, node, deadline);
   const sshAt = Date.now() - t0;
   await waitForUnits(cluster, node, deadline);

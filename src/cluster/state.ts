@@ -17,6 +17,8 @@ export const NodeRecord = z.object({
   units: z.array(z.string()),
   image: z.string(),
   startedAt: z.string(),
+  /** Size of the console log when this boot began: readiness reads only what this boot wrote. */
+  consoleOffset: z.number().default(0),
 });
 export type NodeRecord = z.infer<typeof NodeRecord>;
 

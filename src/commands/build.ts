@@ -1,19 +1,41 @@
+import { createWriteStream } from 'node:fs';
 import type { Command } from 'commander';
-import { log } from '../core/log.js';
+import { EXIT_OK } from '../core/errors.js';
+import { RunRecord } from '../core/run-record.js';
+import { seconds } from '../core/time.js';
+import { hostFacts } from '../host/facts.js';
 import { buildImages } from '../images/build.js';
+import type { BuiltImages } from '../images/types.js';
 import { action, emit, globals, withProfile } from './context.js';
 
 export function registerBuild(program: Command): void {
   program
     .command('build')
-    .description('build (or reuse from the content-hashed cache) the node images of the profile')
-    .option('--force', 'rebuild even when the cache has this recipe')
+    .description('build the node images of the profile: lab = mmdebstrap (content-hashed cache), nix = ONE `nix build` for every node; evidence under <work-root>/build/<ts>/')
+    .option('--force', 'lab: rebuild even when the cache has this recipe')
     .action(
       action(async (opts: { force?: boolean }, cmd: Command) => {
         const ctx = withProfile(globals(cmd));
-        const t0 = Date.now();
-        const built = await buildImages(ctx.profile, ctx.paths, log.child({ lane: 'build' }), opts);
-        emit(ctx, { ...built, seconds: (Date.now() - t0) / 1000 }, `${built.reused ? 'reused' : 'built'} image ${built.id} for ${Object.keys(built.nodes).length} node(s) in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+        const rec = await RunRecord.create({ workRoot: ctx.workRoot, lane: 'build', profile: ctx.profile.name, host: hostFacts() });
+        let built: BuiltImages;
+        try {
+          built = await rec.step('build-images', async (step) => {
+            const transcript = createWriteStream(step.evidencePath('builder.log'));
+            try {
+              const b = await buildImages(ctx.profile, ctx.paths, step.log, { ...opts, transcript: (line) => transcript.write(`${line}\n`) });
+              await step.evidence('images.json', `${JSON.stringify(b, null, 2)}\n`);
+              return b;
+            } finally {
+              await new Promise((resolve) => transcript.end(resolve));
+            }
+          });
+        } catch (err) {
+          await rec.finish(err);
+          throw err; // exit 2 for bad input, 1 for a failed build; the message names the node
+        }
+        const res = await rec.finish();
+        emit(ctx, { ...built, seconds: (res.durationMs ?? 0) / 1000, dir: rec.dir }, `${built.reused ? 'reused' : 'built'} image ${built.id} for ${Object.keys(built.nodes).length} node(s) in ${seconds(res.durationMs ?? 0)}; evidence in ${rec.dir}`);
+        return EXIT_OK;
       }),
     );
 }

@@ -57,21 +57,42 @@ export const LabImageSource = z.strictObject({
   recipe: z.string().min(1),
 });
 
+/** A dotted flake attribute path; names may be quoted ("x.y") and use {node}. */
+const attrPath = z.string().regex(/^([A-Za-z0-9_'{}-]+|"[^"]+")(\.([A-Za-z0-9_'{}-]+|"[^"]+"))*$/, 'a dotted attribute path such as packages.x86_64-linux.{node}-vm');
+
 export const NixImageSource = z.strictObject({
   source: z.literal('nix'),
-  /** Flake reference or directory (relative to the profile file). */
+  /** Flake reference (github:..., git+file:..., path:...) or a directory relative to the profile file. */
   flake: z.string().min(1),
-  /** Attribute per node, `{node}` replaced by the node name, e.g. "packages.x86_64-linux.{node}-vm". */
-  attribute: z.string().min(1),
-  /** Flake inputs to override, e.g. { "ultracloud": "path:/src/ultracloud" }. */
+  /**
+   * Attribute per node, `{node}` replaced by the node name, e.g. "packages.x86_64-linux.{node}-vm".
+   * Each output is a directory: kernel, initrd (optional), cmdline (optional), disk.qcow2 (optional).
+   */
+  attribute: attrPath.refine((a) => a.includes('{node}') && !a.split('.')[0]!.includes('{node}'), 'must contain {node}, after the first component (e.g. packages.x86_64-linux.{node}-vm)'),
+  /** More outputs the guards evaluate and build (installer ISO, storage profile nodes, helper images). */
+  guards: z.array(attrPath).default([]),
+  /** Flake inputs to override, e.g. { "ultracloud": "path:/src/ultracloud" } (env ULTRACLOUD_MONOREPO overrides "ultracloud"). */
   overrideInputs: z.record(z.string(), z.string()).default({}),
 });
+export type NixImageSource = z.infer<typeof NixImageSource>;
+
+/** How a booted node proves it is ready: SSH plus its units (kola), or a marker line on its console. */
+export const Readiness = z.discriminatedUnion('kind', [
+  z.strictObject({ kind: z.literal('ssh-units') }),
+  z.strictObject({
+    kind: z.literal('console-marker'),
+    /** Text the node prints on its serial console once up; `{node}` is replaced by the node name. */
+    marker: z.string().min(1),
+  }),
+]);
+export type Readiness = z.infer<typeof Readiness>;
 
 export const Profile = z
   .strictObject({
     name,
     description: z.string().optional(),
     image: z.discriminatedUnion('source', [LabImageSource, NixImageSource]),
+    readiness: Readiness.default({ kind: 'ssh-units' }),
     network: z.strictObject({ prefixLength: z.number().int().min(8).max(30).default(24) }).default({ prefixLength: 24 }),
     defaults: z.strictObject({
       memoryMiB: z.number().int().min(128).max(65536).default(768),

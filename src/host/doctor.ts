@@ -2,6 +2,8 @@ import { promises as fs, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
+import { errorMessage } from '../core/errors.js';
+import { NIX_FLAGS, parseNixVersion, type NixVersion } from '../images/nix-flake.js';
 import { accelVerdict, type AccelVerdict } from '../vm/accel-probe.js';
 import { TOOLS, which, type ToolName } from './tools.js';
 
@@ -35,20 +37,23 @@ export async function checkTools(imageSource: 'lab' | 'nix'): Promise<ToolCheck[
   );
 }
 
-export const NIX_FLAGS = ['--extra-experimental-features', 'nix-command flakes'];
-
 export async function nixFacts(): Promise<DoctorReport['nix']> {
   if (!(await which('nix'))) return { present: false, version: null, flakes: false, printOutPaths: false, detail: 'nix not installed (apt-get install nix-bin)' };
   const v = await execa('nix', ['--version'], { reject: false });
-  const version = /(\d+\.\d+(?:\.\d+)?)/.exec(v.stdout)?.[1] ?? null;
-  const [maj = 0, min = 0] = (version ?? '0.0').split('.').map(Number);
+  let parsed: NixVersion;
+  try {
+    parsed = parseNixVersion(String(v.stdout));
+  } catch (err) {
+    return { present: true, version: null, flakes: false, printOutPaths: false, detail: errorMessage(err) };
+  }
+  const { version, printOutPaths } = parsed;
   const flakes = await execa('nix', [...NIX_FLAGS, 'eval', '--impure', '--expr', '1 + 1'], { reject: false, timeout: 30000 });
   const ok = flakes.exitCode === 0 && flakes.stdout.trim() === '2';
   return {
     present: true,
     version,
     flakes: ok,
-    printOutPaths: maj > 2 || (maj === 2 && min >= 9),
+    printOutPaths,
     detail: ok ? `nix ${version}: nix-command and flakes usable` : `nix ${version}: evaluation failed: ${String(flakes.stderr).split('\n').pop()}`,
   };
 }

@@ -4,21 +4,29 @@ import type { Logger } from 'pino';
 import { nodeRecords } from '../cluster/state.js';
 import type { ClusterPaths } from '../config/paths.js';
 import type { LoadedProfile } from '../config/profile.js';
-import { UsageError } from '../core/errors.js';
 import { buildLabImage, labImageById } from './lab-image.js';
+import { buildNixImages, nixImageById } from './nix-image.js';
 import type { BuiltImages } from './types.js';
 
 /** The ImageProvider switch: one place that knows which builder serves a profile. */
-export async function buildImages(profile: LoadedProfile, paths: ClusterPaths, log: Logger, opts: { force?: boolean } = {}): Promise<BuiltImages> {
+export async function buildImages(
+  profile: LoadedProfile,
+  paths: ClusterPaths,
+  log: Logger,
+  opts: { force?: boolean; /** every line the builder prints (nix's transcript) */ transcript?: (line: string) => void } = {},
+): Promise<BuiltImages> {
+  let built: BuiltImages;
   switch (profile.image.source) {
-    case 'lab': {
-      const built = await buildLabImage(profile, paths.images, log, opts);
-      if (!built.reused) await pruneImages(paths, built.id, log);
-      return built;
-    }
+    case 'lab':
+      built = await buildLabImage(profile, paths.images, log, opts);
+      break;
     case 'nix':
-      throw new UsageError(`profile ${profile.name}: the nix image provider is not available in this version`);
+      if (opts.force) log.warn('--force has no effect on nix profiles: nix itself rebuilds exactly what changed');
+      built = await buildNixImages(profile, paths.images, log, opts.transcript);
+      break;
   }
+  if (!built.reused) await pruneImages(paths, built.id, log);
+  return built;
 }
 
 /** Old builds cost a GiB each: keep the new one, the previous one, and any a node disk still sits on. */
@@ -45,6 +53,6 @@ export async function imagesById(profile: LoadedProfile, paths: ClusterPaths, id
     case 'lab':
       return labImageById(profile, paths.images, id);
     case 'nix':
-      throw new UsageError(`profile ${profile.name}: the nix image provider is not available in this version`);
+      return nixImageById(paths.images, id);
   }
 }

@@ -52,6 +52,7 @@ export async function launchNode(req: LaunchRequest, log: Logger): Promise<{ rec
   const macs = nodeMacs(req.node.index);
   await fs.writeFile(f.env, renderEnvFile({ ...req.env, CLUSTER_MAC: macs.data }));
   await fs.rm(f.qmp, { force: true });
+  const consoleOffset = (await fs.stat(f.console).catch(() => null))?.size ?? 0;
 
   const names = ['ssh', ...Object.keys(req.forwards).filter((n) => n !== 'ssh')];
   const guestPorts: Record<string, number> = { ssh: 22, ...req.forwards };
@@ -83,7 +84,7 @@ export async function launchNode(req: LaunchRequest, log: Logger): Promise<{ rec
       if (!pid) throw new Error(`${req.node.name}: qemu daemonized but ${f.pidfile} names no live qemu`);
       const record: NodeRecord = {
         name: req.node.name, ip: req.node.ip, roles: req.node.roles, accel: req.accel, ports,
-        units: req.units, image: req.imageId, startedAt: new Date().toISOString(),
+        units: req.units, image: req.imageId, startedAt: new Date().toISOString(), consoleOffset,
       };
       await writeNodeRecord(req.stateDir, record);
       for (const p of Object.values(ports)) req.avoidPorts.add(p.host);

@@ -1,0 +1,9 @@
+# node04: worker: VM hosting and storage (plasmavmc, lightningstor, coronafs) under node-agent
+{ ... }:
+{
+  ultracloud.testCluster = { name = "node04"; ip = "10.100.0.21"; roles = [ "worker" ]; };
+  services.plasmavmc.enable = true;
+  services.lightningstor.enable = true;
+  services.coronafs.enable = true;
+  services.node-agent.enable = true;
+}

@@ -1,0 +1,8 @@
+# storage-node05: storage profile data node (CoronaFS exports, LightningStor objects) under node-agent
+{ ... }:
+{
+  ultracloud.testCluster = { name = "storage-node05"; ip = "10.100.0.45"; roles = [ "storage-data" ]; };
+  services.coronafs.enable = true;
+  services.lightningstor.enable = true;
+  services.node-agent.enable = true;
+}
