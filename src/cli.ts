@@ -1,4 +1,5 @@
 import { Command, Option } from 'commander';
+import { registerBaremetal } from './commands/baremetal.js';
 import { registerBudget } from './commands/budget.js';
 import { registerBuild } from './commands/build.js';
 import { registerCluster } from './commands/cluster.js';
@@ -25,5 +26,6 @@ registerBuild(program);
 registerGuards(program);
 registerCluster(program);
 registerLanes(program);
+registerBaremetal(program);
 
 await program.parseAsync(process.argv);

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
+import { stopLeftoverChassis } from '../baremetal/chassis.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { Cluster } from '../cluster/cluster.js';
 import { consoleTail } from '../cluster/console.js';
@@ -56,8 +57,10 @@ export function registerCluster(program: Command): void {
         const cluster = await openCluster(ctx, 'stop');
         await lockState(cluster, 'stop');
         const r = await stopCluster(cluster, { nodes: opts.nodes, powerdownMs: opts.timeout * 1000 });
-        const lines = Object.entries(r.nodes).map(([n, m]) => `${n}: ${m}`);
-        emit(ctx, r, [...lines, r.switchStopped ? 'switch: stopped' : 'switch: not running', ...(lines.length ? [] : ['nothing was running'])].join('\n'));
+        // Bare-metal chassis a crashed baremetal-iso run left behind (not tied to a profile).
+        const chassis = opts.nodes ? [] : await stopLeftoverChassis(ctx.workRoot, cluster.log);
+        const lines = [...Object.entries(r.nodes).map(([n, m]) => `${n}: ${m}`), ...chassis.map((c) => `chassis ${c}: term`)];
+        emit(ctx, { ...r, chassis }, [...lines, r.switchStopped ? 'switch: stopped' : 'switch: not running', ...(lines.length ? [] : ['nothing was running'])].join('\n'));
       }),
     );
 

@@ -12,7 +12,11 @@ export const TOOLS = {
   'mkfs.ext4': { pkg: 'e2fsprogs', why: 'lab root filesystem', need: 'lab' },
   nix: { pkg: 'nix-bin', why: 'builds nix profiles (ultracloud)', need: 'nix' },
   'nix-instantiate': { pkg: 'nix-bin', why: 'guards: .nix syntax checks', need: 'nix' },
-} as const satisfies Record<string, { pkg: string; why: string; need: 'always' | 'lab' | 'nix' }>;
+  busybox: { pkg: 'busybox-static', why: 'installer and fixture initramfs (bare-metal lanes, nix fixture)', need: 'baremetal' },
+  cpio: { pkg: 'cpio', why: 'initramfs archives (bare-metal lanes, nix fixture)', need: 'baremetal' },
+  'grub-mkrescue': { pkg: 'grub-common', why: 'the lab installer ISO (with grub-pc-bin)', need: 'baremetal' },
+  xorriso: { pkg: 'xorriso', why: 'the lab installer ISO', need: 'baremetal' },
+} as const satisfies Record<string, { pkg: string; why: string; need: 'always' | 'lab' | 'nix' | 'baremetal' }>;
 export type ToolName = keyof typeof TOOLS;
 
 const found = new Map<string, string | null>();

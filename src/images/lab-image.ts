@@ -10,6 +10,7 @@ import { UsageError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/atomic.js';
 import { seconds } from '../core/time.js';
 import { requireTools } from '../host/tools.js';
+import { hashTree } from './content-hash.js';
 import type { BootArtifacts, BuiltImages } from './types.js';
 
 /** Bump when the build steps below change in a way the recipe hash cannot see. */
@@ -37,16 +38,6 @@ export const ImageManifest = z.object({
 });
 export type ImageManifest = z.infer<typeof ImageManifest>;
 
-async function listFiles(dir: string, rel = ''): Promise<string[]> {
-  const out: string[] = [];
-  for (const e of (await fs.readdir(path.join(dir, rel), { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
-    const r = path.join(rel, e.name);
-    if (e.isDirectory()) out.push(...(await listFiles(dir, r)));
-    else out.push(r);
-  }
-  return out;
-}
-
 export async function loadRecipe(recipeDir: string): Promise<LabRecipe> {
   const file = path.join(recipeDir, 'recipe.json');
   const parsed = LabRecipe.safeParse(JSON.parse(await fs.readFile(file, 'utf8')));
@@ -59,15 +50,7 @@ export async function recipeHash(recipeDir: string): Promise<string> {
   const h = createHash('sha256');
   h.update(`builder ${BUILDER_VERSION}\n`);
   h.update(JSON.stringify(await loadRecipe(recipeDir)));
-  const overlay = path.join(recipeDir, 'overlay');
-  if (existsSync(overlay)) {
-    for (const f of await listFiles(overlay)) {
-      const p = path.join(overlay, f);
-      const st = await fs.lstat(p);
-      h.update(`\n${f} ${st.mode & 0o777} `);
-      h.update(st.isSymbolicLink() ? await fs.readlink(p) : await fs.readFile(p));
-    }
-  }
+  await hashTree(h, path.join(recipeDir, 'overlay'));
   return h.digest('hex').slice(0, 16);
 }
 

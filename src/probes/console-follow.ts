@@ -16,8 +16,8 @@ export class FollowEnded extends Error {
 export async function followFile<T>(
   file: string,
   onText: (text: string) => T | undefined,
-  o: { offset?: number; deadline: number; alive: () => Promise<boolean>; what: string },
-): Promise<T> {
+  o: { offset?: number; deadline: number; alive: () => Promise<boolean>; what: string; stopped?: () => boolean },
+): Promise<T | undefined> {
   let offset = o.offset ?? 0;
   let wake: (() => void) | null = null;
   const watcher = watch(path.dirname(file), (_e, name) => {
@@ -41,6 +41,7 @@ export async function followFile<T>(
           await fh.close();
         }
       }
+      if (o.stopped?.()) return undefined;
       if (!(await o.alive())) {
         // One last read: the guest may have written its final words just before exiting.
         const rest = await fs.readFile(file).then((b) => b.subarray(offset).toString('utf8'), () => '');
@@ -65,6 +66,7 @@ export async function followFile<T>(
 
 /** Wait for `marker` anywhere in the text written after `offset` (matches across chunk boundaries). */
 export async function waitForText(file: string, marker: string, o: { offset?: number; deadline: number; alive: () => Promise<boolean>; what: string }): Promise<void> {
+  // Without `stopped`, followFile only returns once onText found the marker.
   let carry = '';
   await followFile(
     file,

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { ownedPid } from '../core/proc.js';
 import { nodeFiles, writeNodeRecord, readNodeRecord, type NodeRecord } from '../cluster/state.js';
 import type { BootArtifacts } from '../images/types.js';
+import { renderEnvFile } from '../core/shell.js';
 import { allocatePorts } from './ports.js';
 import { nodeMacs, qemuArgv } from './qemu-argv.js';
 
@@ -21,15 +22,6 @@ export interface LaunchRequest {
   units: string[];
   /** Host ports already taken by other nodes of this cluster. */
   avoidPorts: Set<number>;
-}
-
-/** A value safe inside single quotes in a POSIX shell env file. */
-export function shellQuote(v: string): string {
-  return `'${v.replace(/'/g, `'\\''`)}'`;
-}
-
-export function renderEnvFile(env: Record<string, string>): string {
-  return `${Object.entries(env).map(([k, v]) => `${k}=${shellQuote(v)}`).join('\n')}\n`;
 }
 
 /**

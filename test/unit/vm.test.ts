@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { bootWaves } from '../../src/cluster/waves.js';
 import { hostKeyLine } from '../../src/cluster/ssh-pool.js';
 import { StateLock } from '../../src/core/lock.js';
-import { renderEnvFile } from '../../src/vm/launcher.js';
+import { renderEnvFile } from '../../src/core/shell.js';
 import { allocatePorts, portInUse } from '../../src/vm/ports.js';
 import { nodeMacs, qemuArgv, type QemuSpec } from '../../src/vm/qemu-argv.js';
 import { loadProfile } from '../../src/config/load-profile.js';

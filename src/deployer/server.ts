@@ -1,0 +1,161 @@
+import { createReadStream, existsSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { NodeRegistration, type InstallContract } from '../config/install-contract.js';
+import { renderEnvFile } from '../core/shell.js';
+import { DeployerStore, type NodeState } from './store.js';
+
+/**
+ * The lab deployer (the UltraCloud deployer's contract): admin pre-registration, phone-home
+ * (machine identity in, install plan and bundle location out), per-node progress, the desired
+ * system for the node's agent, and the bundles/systems it serves. Answers JSON, or shell
+ * `KEY='value'` lines when the client asks for text/plain (the busybox installer).
+ */
+export interface DeployerOptions {
+  contract: Pick<InstallContract, 'classes' | 'pools'>;
+  store: DeployerStore;
+  /** Directory with bundles/<profile>.tar.gz and systems/<name>.tar.gz. */
+  artifacts: string;
+  /** The base URL guests use to reach this server (QEMU user networking: http://10.0.2.2:<port>). */
+  publicUrl: (port: number) => string;
+  log: Logger;
+}
+
+const PhoneHome = z.object({ machine_id: z.string().min(1), mac: z.string().optional() });
+const ProgressBody = z.object({ stage: z.string().min(1), detail: z.string().optional() });
+const DesiredReport = z.object({ state: z.enum(['active', 'rolled-back']), system: z.string() }).passthrough();
+
+class HttpError extends Error {
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+export class Deployer {
+  private server: http.Server;
+  port = 0;
+
+  constructor(private readonly o: DeployerOptions) {
+    this.server = http.createServer((req, res) => void this.handle(req, res));
+  }
+
+  get url(): string {
+    return this.o.publicUrl(this.port);
+  }
+
+  get store(): DeployerStore {
+    return this.o.store;
+  }
+
+  async listen(port = 0): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, '127.0.0.1', () => resolve());
+    });
+    this.port = (this.server.address() as AddressInfo).port;
+    return this.port;
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://deployer');
+    // No keep-alive: a client must never hold a socket to a deployer that has since restarted.
+    res.setHeader('connection', 'close');
+    const text = (req.headers.accept ?? '').includes('text/plain');
+    const send = (status: number, body: Record<string, unknown>, env?: Record<string, string>) => {
+      if (text && env) {
+        res.writeHead(status, { 'content-type': 'text/plain' }).end(renderEnvFile(env));
+      } else res.writeHead(status, { 'content-type': 'application/json' }).end(`${JSON.stringify(body)}\n`);
+    };
+    try {
+      const m = (re: RegExp) => re.exec(url.pathname);
+      let g: RegExpExecArray | null;
+      if (req.method === 'POST' && url.pathname === '/api/v1/admin/nodes') {
+        const reg = NodeRegistration.parse(await readJson(req));
+        if (!this.o.contract.classes[reg.class]) throw new HttpError(422, `unknown class "${reg.class}"`);
+        const result = await this.store.register(reg);
+        this.o.log.info(`deployer: pre-registered ${reg.id} (${result})`);
+        return send(result === 'created' ? 201 : 200, { id: reg.id, result });
+      }
+      if (req.method === 'GET' && url.pathname === '/api/v1/admin/nodes') return send(200, { nodes: this.store.nodes() });
+      if (req.method === 'POST' && url.pathname === '/api/v1/phone-home') return await this.phoneHome(req, send);
+      if ((g = m(/^\/api\/v1\/nodes\/([^/]+)\/progress$/)) && req.method === 'POST') {
+        const n = this.known(g[1]!);
+        const p = ProgressBody.parse(await readJson(req));
+        await this.store.update(n.registration.id, (s) => s.progress.push({ at: new Date().toISOString(), ...p }));
+        this.o.log.info(`deployer: ${n.registration.id} ${p.stage}${p.detail ? ` (${p.detail})` : ''}`);
+        return send(200, { ok: true });
+      }
+      if ((g = m(/^\/api\/v1\/nodes\/([^/]+)\/desired-system$/))) {
+        const n = this.known(g[1]!);
+        if (req.method === 'GET') return this.desiredSystem(n, send);
+        const r = DesiredReport.parse(await readJson(req));
+        const { state, system, ...detail } = r;
+        await this.store.update(n.registration.id, (s) => (s.desiredSystem = { state, system, at: new Date().toISOString(), detail }));
+        this.o.log.info(`deployer: ${n.registration.id} desired system ${system} ${state}`);
+        return send(200, { ok: true });
+      }
+      if (req.method === 'GET' && (g = m(/^\/api\/v1\/(bundles|systems)\/([a-z0-9-]+)\.tar\.gz$/))) {
+        const file = path.join(this.o.artifacts, g[1]!, `${g[2]}.tar.gz`);
+        if (!existsSync(file)) throw new HttpError(404, `no ${g[1]} ${g[2]}`);
+        res.writeHead(200, { 'content-type': 'application/gzip' });
+        createReadStream(file).pipe(res);
+        return;
+      }
+      throw new HttpError(404, `no route ${req.method} ${url.pathname}`);
+    } catch (err) {
+      const status = err instanceof HttpError ? err.status : err instanceof z.ZodError ? 400 : 500;
+      const message = err instanceof z.ZodError ? err.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ') : (err as Error).message;
+      if (status >= 500) this.o.log.error(`deployer: ${req.method} ${url.pathname}: ${message}`);
+      else this.o.log.warn(`deployer: ${req.method} ${url.pathname} -> ${status}: ${message}`);
+      send(status, { error: message });
+    }
+  }
+
+  private known(id: string): NodeState {
+    const n = this.store.node(id);
+    if (!n) throw new HttpError(404, `unknown node "${id}"`);
+    return n;
+  }
+
+  private async phoneHome(req: http.IncomingMessage, send: (s: number, b: Record<string, unknown>, e?: Record<string, string>) => void): Promise<void> {
+    const body = PhoneHome.parse(await readJson(req));
+    const n = this.store.byMachine(body.machine_id);
+    if (!n) throw new HttpError(404, `machine "${body.machine_id}" is not pre-registered`);
+    const id = n.registration.id;
+    const plan = this.o.contract.classes[n.registration.class]!.install_plan;
+    await this.store.update(id, (s) => s.phoneHomes.push({ at: new Date().toISOString(), machine_id: body.machine_id, mac: body.mac, remote: req.socket.remoteAddress }));
+    const bundleUrl = `${this.url}/api/v1/bundles/${plan.profile}.tar.gz`;
+    this.o.log.info(`deployer: phone-home from ${body.machine_id} -> ${id}: install ${plan.profile} onto ${plan.disk}`);
+    send(200, { node_id: id, install_plan: plan, bundle_url: bundleUrl }, { NODE_ID: id, INSTALL_PROFILE: plan.profile, INSTALL_DISK: plan.disk, BUNDLE_URL: bundleUrl });
+  }
+
+  private desiredSystem(n: NodeState, send: (s: number, b: Record<string, unknown>, e?: Record<string, string>) => void): void {
+    const d = n.registration.desired_system;
+    if (!d) throw new HttpError(404, `${n.registration.id} has no desired system`);
+    const systemUrl = `${this.url}/api/v1/systems/${d.target_system}.tar.gz`;
+    send(200, { ...d, system_url: systemUrl }, { TARGET_SYSTEM: d.target_system, SYSTEM_URL: systemUrl, HEALTH_CHECK: d.health_check, HEALTH_TIMEOUT_S: String(d.health_timeout_s) });
+  }
+}
+
+async function readJson(req: http.IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of req) {
+    size += (c as Buffer).length;
+    if (size > 1 << 20) throw new HttpError(413, 'body over 1 MiB');
+    chunks.push(c as Buffer);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null');
+  } catch {
+    throw new HttpError(400, 'body is not JSON');
+  }
+}
