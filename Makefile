@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 UC := node bin/ultracloud.js
 
-.PHONY: setup build-cli test test-unit test-e2e doctor cluster-smoke fresh-smoke smoke stop clean bench-ssh
+.PHONY: setup build-cli test test-unit test-e2e doctor cluster-smoke fresh-smoke smoke baremetal-iso hardware-smoke-preflight guards-eval guards-build stop clean bench-ssh
 
 setup:
 	@scripts/setup-host.sh
@@ -33,6 +33,20 @@ cluster-smoke: fresh-smoke
 
 smoke: setup
 	$(UC) smoke $(ARGS)
+
+## The bare-metal install proof (lab ISO, two QEMU chassis) and the hardware handoff.
+baremetal-iso: setup
+	$(UC) baremetal-iso $(ARGS)
+
+hardware-smoke-preflight: setup
+	$(UC) hardware-smoke preflight $(ARGS)
+
+## The seeds' canonical-profile guards (PROFILE=ultracloud needs the monorepo: ULTRACLOUD_MONOREPO=...).
+guards-eval: setup
+	$(UC) --profile $(or $(PROFILE),ultracloud) guards eval
+
+guards-build: setup
+	$(UC) --profile $(or $(PROFILE),ultracloud) guards build
 
 doctor: setup
 	$(UC) doctor

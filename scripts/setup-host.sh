@@ -7,8 +7,10 @@ cd "$(dirname "$0")/.."
 
 # tool -> package: qemu-system-x86_64 qemu-system-x86 | qemu-img qemu-utils | vde_switch vde2 |
 # mmdebstrap | mkfs.ext4 e2fsprogs | ssh, ssh-keygen openssh-client | nix nix-bin | as binutils |
-# busybox, cpio: the nix test fixture's initramfs (busybox-static, cpio)
-PKGS=(qemu-system-x86 qemu-utils vde2 mmdebstrap e2fsprogs openssh-client ca-certificates binutils nix-bin busybox-static cpio)
+# busybox, cpio: the nix fixture's and the lab installer's initramfs (busybox-static, cpio) |
+# grub-mkrescue, xorriso: the lab installer ISO (grub-common, grub-pc-bin, xorriso, mtools)
+PKGS=(qemu-system-x86 qemu-utils vde2 mmdebstrap e2fsprogs openssh-client ca-certificates binutils nix-bin busybox-static cpio
+  grub-common grub-pc-bin xorriso mtools)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -40,7 +42,7 @@ if [[ ! -e /etc/nix/nix.conf && $(id -u) -eq 0 ]]; then
   echo "setup: wrote /etc/nix/nix.conf: $(grep -v '^#' /etc/nix/nix.conf | paste -sd ';')"
 fi
 
-# A kernel for kernel-only test guests (the nix fixture flake looks here): Debian's cloud kernel,
+# A kernel for kernel-only guests (the nix fixture flake and the lab installer ISO): Debian's cloud kernel,
 # unpacked from its .deb, never installed (installing would touch this host's boot setup).
 KDIR=/var/cache/ultracloud/kernel
 if [[ ! -r $KDIR/vmlinuz ]]; then

@@ -147,9 +147,22 @@ export async function buildLabInstaller(baremetalDir: string, imagesDir: string,
 
     const manifest: InstallerManifest = { id, builtAt: new Date().toISOString(), kernelVersion: k.version, cmdline, iso: isoFile, bundles, systems };
     await writeFileAtomic(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`);
+    await pruneInstallers(imagesDir, id);
     log.info(`installer ${id} built in ${seconds(Date.now() - t0)} (kernel ${k.version}, bundles ${profiles.join(', ')}, ${Object.keys(systems).length} desired systems)`);
     return manifest;
   } finally {
     await fs.rm(tmp, { recursive: true, force: true });
   }
+}
+
+/** Each installer build is ~50 MB: keep this one and the two before it. */
+async function pruneInstallers(imagesDir: string, keep: string): Promise<void> {
+  const builds = [];
+  for (const d of await fs.readdir(imagesDir)) {
+    if (!d.startsWith('baremetal-') || d === keep) continue;
+    const st = await fs.stat(path.join(imagesDir, d, 'manifest.json')).catch(() => null);
+    builds.push({ d, mtime: st?.mtimeMs ?? 0 });
+  }
+  builds.sort((a, b) => b.mtime - a.mtime);
+  for (const b of builds.slice(2)) await fs.rm(path.join(imagesDir, b.d), { recursive: true, force: true });
 }

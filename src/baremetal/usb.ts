@@ -2,7 +2,7 @@ import { createReadStream, createWriteStream, promises as fs } from 'node:fs';
 import path from 'node:path';
 import readline from 'node:readline/promises';
 import type { Logger } from 'pino';
-import { UsageError } from '../core/errors.js';
+import { CheckFailed, UsageError } from '../core/errors.js';
 
 /** What the operator is about to overwrite, from sysfs: size and model, and whether anything on it is mounted. */
 export async function describeBlockDevice(device: string): Promise<{ device: string; bytes: number; model: string; mounted: string[] }> {
@@ -20,21 +20,27 @@ export async function describeBlockDevice(device: string): Promise<{ device: str
 }
 
 /**
- * Write the installer image to a whole block device. Refuses mounted devices and devices too
- * small; asks the operator to type the device name unless --yes (no TTY and no --yes: refuse).
+ * Before anything is built or written: the device must be a whole, unmounted block device, and
+ * the operator types its name (or passed --yes; without a terminal, --yes is required).
  */
-export async function writeImageToDevice(image: string, device: string, o: { yes: boolean; log: Logger }): Promise<{ bytes: number; device: string }> {
+export async function confirmDevice(device: string, yes: boolean): Promise<string> {
+  const d = await describeBlockDevice(device);
+  if (d.mounted.length) throw new UsageError(`${d.device} is in use (mounted: ${d.mounted.join(', ')}); unmount it first`);
+  if (yes) return d.device;
+  const what = `${d.device} (${d.model}, ${(d.bytes / 2 ** 30).toFixed(1)} GiB)`;
+  if (!process.stdin.isTTY) throw new UsageError(`writing ${what} destroys its contents: pass --yes to confirm (no terminal to ask on)`);
+  const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
+  const answer = await rl.question(`This ERASES ${what}. Type ${d.device} to continue: `);
+  rl.close();
+  if (answer.trim() !== d.device) throw new UsageError('not confirmed; nothing was written');
+  return d.device;
+}
+
+/** Write the installer image to a confirmed whole block device, with progress, then fsync it. */
+export async function writeImageToDevice(image: string, device: string, o: { log: Logger }): Promise<{ bytes: number; device: string }> {
   const d = await describeBlockDevice(device);
   const size = (await fs.stat(image)).size;
-  if (d.mounted.length) throw new UsageError(`${d.device} is in use (mounted: ${d.mounted.join(', ')}); unmount it first`);
-  if (d.bytes < size) throw new UsageError(`${d.device} holds ${d.bytes} bytes; the image needs ${size}`);
-  if (!o.yes) {
-    if (!process.stdin.isTTY) throw new UsageError(`writing ${d.device} (${d.model}, ${(d.bytes / 2 ** 30).toFixed(1)} GiB) destroys its contents: pass --yes to confirm (no terminal to ask on)`);
-    const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
-    const answer = await rl.question(`This ERASES ${d.device} (${d.model}, ${(d.bytes / 2 ** 30).toFixed(1)} GiB). Type ${d.device} to continue: `);
-    rl.close();
-    if (answer.trim() !== d.device) throw new UsageError('not confirmed; nothing was written');
-  }
+  if (d.bytes < size) throw new CheckFailed(`${d.device} holds ${d.bytes} bytes; the image needs ${size}`);
   o.log.info(`writing ${path.basename(image)} (${(size / 2 ** 20).toFixed(0)} MiB) to ${d.device} (${d.model})`);
   let written = 0;
   let nextReport = 0.1;

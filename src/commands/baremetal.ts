@@ -1,5 +1,7 @@
 import { Option, type Command } from 'commander';
-import { EXIT_CHECK_FAILED, EXIT_OK } from '../core/errors.js';
+import { EXIT_CHECK_FAILED, EXIT_OK, UsageError } from '../core/errors.js';
+import { redfishConfigFromEnv } from '../baremetal/redfish.js';
+import { confirmDevice } from '../baremetal/usb.js';
 import { StateLock } from '../core/lock.js';
 import { RunRecord } from '../core/run-record.js';
 import { onCleanup } from '../core/shutdown.js';
@@ -48,13 +50,17 @@ export function registerBaremetal(program: Command): void {
       .option('--bmc <url>', 'redfish: the BMC base URL (env ULTRACLOUD_REDFISH_URL; credentials only from ULTRACLOUD_REDFISH_USERNAME/PASSWORD)')
       .option('--iso-url <url>', 'redfish: where the BMC fetches the installer ISO (env ULTRACLOUD_HW_ISO_URL)')
       .option('--deployer-url <url>', 'the deployer the installer phones home to, baked into the kernel parameters (env ULTRACLOUD_DEPLOYER_URL)');
-  type HwOpts = { transport?: string; device?: string; bmc?: string; isoUrl?: string; deployerUrl?: string; yes?: boolean; consoleLog?: string; timeout: number };
+  type HwOpts = { transport?: string; device?: string; bmc?: string; isoUrl?: string; deployerUrl?: string; yes?: boolean; consoleLog?: string; timeout?: number };
   const hwRun = (kind: 'preflight' | 'run') =>
     action(async (opts: HwOpts, cmd: Command) => {
       const ctx = withProfile(globals(cmd));
       const transport = transportFrom(opts);
+      // Bad input changes nothing: the device is checked and confirmed before any build or record.
+      if (kind === 'run' && transport.kind === 'usb') transport.device = await confirmDevice(transport.device, opts.yes === true);
+      if (kind === 'run' && transport.kind === 'redfish') redfishConfigFromEnv(process.env, transport.bmc);
+      if (kind === 'run' && transport.kind === 'none') throw new UsageError('run needs a transport: --transport usb --device /dev/sdX, or --transport redfish --iso-url URL (see preflight\'s handoff.md)');
       const rec = await RunRecord.create({ workRoot: ctx.workRoot, lane: 'hardware-smoke', profile: ctx.profile.name, host: hostFacts() });
-      const o = { profile: ctx.profile, imagesDir: ctx.paths.images, deployerUrl: opts.deployerUrl ?? process.env.ULTRACLOUD_DEPLOYER_URL, transport, yes: opts.yes, consoleLog: opts.consoleLog, timeoutMs: opts.timeout * 1000 };
+      const o = { profile: ctx.profile, imagesDir: ctx.paths.images, deployerUrl: opts.deployerUrl ?? process.env.ULTRACLOUD_DEPLOYER_URL, transport, consoleLog: opts.consoleLog, timeoutMs: (opts.timeout ?? 1800) * 1000 };
       const res = kind === 'preflight' ? await runHardwarePreflight(rec, o) : await runHardwareRun(rec, o);
       const blocked = res.success && transport.kind === 'none' && kind === 'preflight';
       const verdict = blocked ? 'handoff written; blocked: no transport' : res.success ? 'PASSED' : 'FAILED';
@@ -62,7 +68,6 @@ export function registerBaremetal(program: Command): void {
       return res.success ? EXIT_OK : EXIT_CHECK_FAILED;
     });
   transportOptions(hw.command('preflight').description('write the kernel parameters, expected and failure markers and the operator handoff; "blocked: no transport" when none is configured'))
-    .option('--timeout <seconds>', 'unused by preflight', positiveNumber, 1800)
     .action(hwRun('preflight'));
   transportOptions(hw.command('run').description('preflight, then put the installer on the machine through the transport (USB write with confirmation, or Redfish virtual media + one-time boot + power on)'))
     .option('--yes', 'usb: do not ask before overwriting the device')

@@ -47,8 +47,8 @@ export interface HardwareOptions {
   profile: LoadedProfile;
   imagesDir: string;
   deployerUrl?: string;
+  /** usb: already confirmed by confirmDevice before the run started. */
   transport: Transport;
-  yes?: boolean;
   /** run: follow this console/SOL log for the markers afterwards. */
   consoleLog?: string;
   timeoutMs: number;
@@ -150,7 +150,7 @@ export async function runHardwareRun(rec: RunRecord, o: HardwareOptions) {
       const t = o.transport;
       if (t.kind === 'usb') {
         if (!state.iso || !existsSync(state.iso)) throw new UsageError(`no installer image file to write (${state.iso}); build it first`);
-        const r = await writeImageToDevice(state.iso, t.device, { yes: o.yes === true, log: step.log });
+        const r = await writeImageToDevice(state.iso, t.device, { log: step.log });
         await step.evidence('transport.json', json({ kind: 'usb', ...r }));
         return `wrote ${(r.bytes / 2 ** 20).toFixed(0)} MiB to ${r.device}; boot the machine from it`;
       }
@@ -163,7 +163,7 @@ export async function runHardwareRun(rec: RunRecord, o: HardwareOptions) {
           await step.evidence('redfish-calls.json', json(client.calls));
         }
       }
-      throw new UsageError('run needs a transport: --transport usb --device /dev/sdX, or --transport redfish --iso-url URL');
+      throw new Error('run without a transport (the command refuses this before starting)');
     },
   });
   if (o.consoleLog) steps.push(captureStep(o.consoleLog, true, o.timeoutMs));

@@ -1,5 +1,6 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { INSTALL_SEQUENCE, parseMarkerLine } from '../../src/baremetal/markers.js';
 import { REPO, cli } from '../helpers/cli.js';
@@ -72,6 +73,29 @@ describe('baremetal-iso and hardware-smoke (real QEMU chassis)', () => {
     expect(readFileSync(path.join(dir, 'handoff.md'), 'utf8')).toContain('/dev/disk/by-id/virtio-uc-control-root');
     expect(JSON.parse(readFileSync(path.join(dir, 'transport.json'), 'utf8'))).toEqual({ state: 'blocked', reason: 'no transport' });
   }, 180_000);
+
+  it('hardware-smoke run --transport usb writes the ISO to a real block device (a loop device), only when confirmed', async () => {
+    const backing = path.join(WORK, 'usb-stick.img');
+    await execa('truncate', ['-s', '64M', backing]);
+    const dev = (await execa('losetup', ['--find', '--show', backing])).stdout.trim();
+    try {
+      const none = await run(['hardware-smoke', 'run'], 60_000);
+      expect(none.exitCode).toBe(2);
+      expect(none.stderr).toContain('run needs a transport');
+      const refused = await run(['hardware-smoke', 'run', '--transport', 'usb', '--device', dev], 120_000);
+      expect(refused.exitCode).toBe(2);
+      expect(refused.stderr).toMatch(new RegExp(`writing ${dev} .* destroys its contents: pass --yes`));
+      const notBlock = await run(['hardware-smoke', 'run', '--transport', 'usb', '--device', backing, '--yes'], 120_000);
+      expect(notBlock.stderr).toContain(`${backing} is not a block device`);
+      const r = await run(['--json', 'hardware-smoke', 'run', '--transport', 'usb', '--device', dev, '--yes'], 120_000);
+      expect(r.exitCode, r.stderr).toBe(0);
+      const iso = JSON.parse(readFileSync(path.join(JSON.parse(r.stdout).dir, 'installer.json'), 'utf8')).iso as string;
+      const size = readFileSync(iso).length;
+      expect(readFileSync(dev).subarray(0, size).equals(readFileSync(iso))).toBe(true);
+    } finally {
+      await execa('losetup', ['--detach', dev]);
+    }
+  }, 240_000);
 
   it('hardware-smoke capture checks the markers of a console log, and names the last one when the log stops short', async () => {
     const ok = await run(['hardware-smoke', 'capture', '--log', path.join(greenDir, 'bm-control-01/console.log')], 60_000);
