@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -39,6 +40,12 @@ export function chassisFiles(dir: string) {
   };
 }
 
+/** A stable, distinct MAC per chassis (QEMU's OUI, 0xb0 for bare metal), as a real NIC would have. */
+export function chassisMac(name: string): string {
+  const h = createHash('sha256').update(name).digest();
+  return `52:54:00:b0:${h.subarray(0, 2).toString('hex').replace(/(..)(..)/, '$1:$2')}`;
+}
+
 /** Fresh disk and logs every time: an install proof starts from a blank machine. */
 export async function launchChassis(root: string, spec: ChassisSpec, log: Logger): Promise<{ pid: number; files: ReturnType<typeof chassisFiles> }> {
   const f = chassisFiles(path.join(root, spec.name));
@@ -55,7 +62,7 @@ export async function launchChassis(root: string, spec: ChassisSpec, log: Logger
     serialDisks: [{ file: f.disk, serial: spec.disk.serial }],
     smbiosSerial: spec.machineSerial,
     virtioSerial: { name: 'org.ultracloud.markers', file: f.markers },
-    control: { mac: '52:54:00:b0:00:01', forwards: [] },
+    control: { mac: chassisMac(spec.name), forwards: [] },
     fwCfg: [{ name: 'opt/ultracloud/deployer', string: spec.deployerUrl }],
     qmpSocket: f.qmp,
     pidfile: f.pidfile,

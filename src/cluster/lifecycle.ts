@@ -1,6 +1,7 @@
 import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { readinessMarker } from '../config/profile.js';
 import { UsageError, errorMessage } from '../core/errors.js';
 import { StateLock } from '../core/lock.js';
 import { ownedPid, terminate, waitPidExit } from '../core/proc.js';
@@ -221,11 +222,11 @@ export async function clusterStatus(cluster: Cluster): Promise<{ switchPid: numb
         ssh: 'not running', units: {},
       };
       if (!pid || !rec) return st;
-      const readiness = cluster.profile.readiness;
-      if (readiness.kind === 'console-marker') {
+      const marker = readinessMarker(cluster.profile, name);
+      if (marker) {
         st.ssh = 'not used';
         const text = await fs.readFile(cluster.files(name).console).then((b) => b.subarray(rec.consoleOffset).toString('utf8'), () => '');
-        st.marker = text.includes(readiness.marker.replaceAll('{node}', name));
+        st.marker = text.includes(marker);
         return st;
       }
       try {

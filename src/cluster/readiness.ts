@@ -1,4 +1,5 @@
 import pRetry from 'p-retry';
+import { readinessMarker } from '../config/profile.js';
 import { CheckFailed, errorMessage } from '../core/errors.js';
 import { seconds } from '../core/time.js';
 import { HostKeyMismatch } from './ssh-pool.js';
@@ -96,9 +97,8 @@ export async function waitForConsoleMarker(cluster: Cluster, node: string, marke
 export async function waitForNode(cluster: Cluster, node: string, timeoutMs: number): Promise<number> {
   const t0 = Date.now();
   const deadline = t0 + timeoutMs;
-  const readiness = cluster.profile.readiness;
-  if (readiness.kind === 'console-marker') {
-    const marker = readiness.marker.replaceAll('{node}', node);
+  const marker = readinessMarker(cluster.profile, node);
+  if (marker) {
     await waitForConsoleMarker(cluster, node, marker, deadline);
     cluster.log.info({ node }, `ready: console marker "${marker}" after ${seconds(Date.now() - t0)}`);
     return Date.now() - t0;

@@ -1,4 +1,3 @@
-import { createWriteStream } from 'node:fs';
 import type { Command } from 'commander';
 import { EXIT_OK } from '../core/errors.js';
 import { RunRecord } from '../core/run-record.js';
@@ -19,16 +18,13 @@ export function registerBuild(program: Command): void {
         const rec = await RunRecord.create({ workRoot: ctx.workRoot, lane: 'build', profile: ctx.profile.name, host: hostFacts() });
         let built: BuiltImages;
         try {
-          built = await rec.step('build-images', async (step) => {
-            const transcript = createWriteStream(step.evidencePath('builder.log'));
-            try {
-              const b = await buildImages(ctx.profile, ctx.paths, step.log, { ...opts, transcript: (line) => transcript.write(`${line}\n`) });
+          built = await rec.step('build-images', (step) =>
+            step.lines('builder.log', async (transcript) => {
+              const b = await buildImages(ctx.profile, ctx.paths, step.log, { ...opts, transcript });
               await step.evidence('images.json', `${JSON.stringify(b, null, 2)}\n`);
               return b;
-            } finally {
-              await new Promise((resolve) => transcript.end(resolve));
-            }
-          });
+            }),
+          );
         } catch (err) {
           await rec.finish(err);
           throw err; // exit 2 for bad input, 1 for a failed build; the message names the node

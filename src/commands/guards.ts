@@ -1,4 +1,3 @@
-import { createWriteStream } from 'node:fs';
 import { Argument, type Command } from 'commander';
 import { REPO_ROOT } from '../config/load-profile.js';
 import { EXIT_OK } from '../core/errors.js';
@@ -31,16 +30,13 @@ export function registerGuards(program: Command): void {
             return o;
           });
           if (kind === 'build')
-            outputs = await rec.step('build-guards', async (step) => {
-              const transcript = createWriteStream(step.evidencePath('builder.log'));
-              try {
-                const o = await buildGuards(ctx.profile, outputs, step.log, (l) => transcript.write(`${l}\n`));
+            outputs = await rec.step('build-guards', (step) =>
+              step.lines('builder.log', async (transcript) => {
+                const o = await buildGuards(ctx.profile, outputs, step.log, transcript);
                 await step.evidence('outputs.json', `${JSON.stringify(o, null, 2)}\n`);
                 return o;
-              } finally {
-                await new Promise((resolve) => transcript.end(resolve));
-              }
-            });
+              }),
+            );
         } catch (err) {
           await rec.finish(err);
           throw err;

@@ -149,3 +149,8 @@ export function nodeMemory(profile: Profile, node: NodeSpec): number {
 export function nodeVcpus(profile: Profile, node: NodeSpec): number {
   return node.vcpus ?? profile.defaults.vcpus;
 }
+
+/** The console marker a node prints when ready (console-marker readiness), or null for SSH readiness. */
+export function readinessMarker(profile: Profile, node: string): string | null {
+  return profile.readiness.kind === 'console-marker' ? profile.readiness.marker.replaceAll('{node}', node) : null;
+}

@@ -1,4 +1,4 @@
-import { mkdirSync, promises as fs } from 'node:fs';
+import { createWriteStream, mkdirSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { RunResult, type HostFacts, type RunEvent, type StepResult } from '../config/result.js';
@@ -18,6 +18,8 @@ export interface StepContext {
   evidence(name: string, content: string | Uint8Array): Promise<string>;
   /** Path in the run dir for tools that write their own files (console copies, captures). */
   evidencePath(name: string): string;
+  /** A line-by-line evidence file (a builder's transcript), closed when `body` settles. */
+  lines<T>(name: string, body: (write: (line: string) => void) => Promise<T>): Promise<T>;
 }
 
 /**
@@ -98,6 +100,14 @@ export class RunRecord {
         const p = ctx.evidencePath(file);
         await fs.writeFile(p, content);
         return p;
+      },
+      lines: async (file, fn) => {
+        const out = createWriteStream(ctx.evidencePath(file));
+        try {
+          return await fn((line) => out.write(`${line}\n`));
+        } finally {
+          await new Promise((resolve) => out.end(resolve));
+        }
       },
     };
     try {

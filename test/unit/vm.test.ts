@@ -11,6 +11,7 @@ import { renderEnvFile } from '../../src/core/shell.js';
 import { allocatePorts, portInUse } from '../../src/vm/ports.js';
 import { nodeMacs, qemuArgv, type QemuSpec } from '../../src/vm/qemu-argv.js';
 import { loadProfile } from '../../src/config/load-profile.js';
+import { chassisMac } from '../../src/baremetal/chassis.js';
 
 const spec: QemuSpec = {
   name: 'node01', accel: 'tcg', memoryMiB: 768, vcpus: 1, kernel: '/img/vmlinuz', initrd: '/img/initrd.img',
@@ -42,6 +43,22 @@ describe('qemu argv builder', () => {
     expect(after(a, '-accel')).toEqual(['kvm']);
     expect(after(a, '-cpu')).toEqual(['host']);
     expect(a.join(' ')).not.toMatch(/vde/);
+  });
+
+  it('stands in for a physical machine: boots the ISO, disks by virtio serial, SMBIOS serial, a marker port, fw_cfg strings', () => {
+    const a = qemuArgv({
+      ...spec, kernel: undefined, initrd: undefined, cmdline: undefined, disk: undefined, data: undefined,
+      cdrom: '/i/installer.iso', serialDisks: [{ file: '/c/disk.qcow2', serial: 'uc-control-root' }], smbiosSerial: 'uc-bm-control-01',
+      virtioSerial: { name: 'org.ultracloud.markers', file: '/c/markers.log' }, fwCfg: [{ name: 'opt/ultracloud/deployer', string: 'http://10.0.2.2:4000' }],
+    });
+    expect(a).not.toContain('-kernel');
+    expect(after(a, '-drive')).toEqual(['file=/c/disk.qcow2,if=none,id=disk0,format=qcow2,cache=unsafe', 'file=/i/installer.iso,media=cdrom,if=ide,readonly=on']);
+    expect(after(a, '-device')).toEqual(expect.arrayContaining(['virtio-blk-pci,drive=disk0,serial=uc-control-root', 'virtserialport,chardev=vsp,name=org.ultracloud.markers']));
+    expect(after(a, '-boot')).toEqual(['order=d']);
+    expect(after(a, '-smbios')).toEqual(['type=1,serial=uc-bm-control-01']);
+    expect(after(a, '-fw_cfg')).toEqual(['name=opt/ultracloud/deployer,string=http://10.0.2.2:4000']);
+    expect(chassisMac('bm-control-01')).toMatch(/^52:54:00:b0:[0-9a-f]{2}:[0-9a-f]{2}$/);
+    expect(chassisMac('bm-control-01')).not.toBe(chassisMac('bm-worker-01'));
   });
 
   it('derives distinct, stable MACs per node', () => {
