@@ -16,6 +16,16 @@ const BUILDER_VERSION = 1;
 /** Drivers the installer and the installed system need (the cloud kernel has them as modules); their dependencies come along. */
 export const GUEST_MODULES = ['virtio_pci', 'virtio_blk', 'virtio_net', 'virtio_console', 'qemu_fw_cfg'];
 
+/** An ELF64 with a PT_INTERP program header needs a dynamic loader (and a libc) at run time. */
+export function hasInterpreter(elf: Buffer): boolean {
+  if (elf.readUInt32BE(0) !== 0x7f454c46 || elf[4] !== 2) throw new Error('not an ELF64 file');
+  const phoff = Number(elf.readBigUInt64LE(0x20));
+  const size = elf.readUInt16LE(0x36);
+  const count = elf.readUInt16LE(0x38);
+  for (let i = 0; i < count; i++) if (elf.readUInt32LE(phoff + i * size) === 3) return true;
+  return false;
+}
+
 /** The modules to load, dependencies first, from each module's own `depends=` modinfo (no depmod needed). */
 export async function moduleLoadOrder(wanted: string[], modules: Record<string, string>): Promise<string[]> {
   const order: string[] = [];
@@ -67,6 +77,8 @@ export async function buildLabInstaller(baremetalDir: string, imagesDir: string,
   await requireTools('busybox', 'cpio', 'grub-mkrescue', 'xorriso');
   const k = await kernelInputs();
   const busybox = (await which('busybox'))!;
+  // An initramfs has no libc: a dynamically linked busybox (Debian's `busybox`) would not even start.
+  if (hasInterpreter(await fs.readFile(busybox))) throw new UsageError(`${busybox} is dynamically linked; the installer needs a static one (apt-get install busybox-static)`);
   const guest = path.join(baremetalDir, 'guest');
   const systemsDir = path.join(baremetalDir, 'systems');
   const contract = JSON.parse(await fs.readFile(path.join(baremetalDir, 'contract.json'), 'utf8')) as { classes: Record<string, { install_plan: { profile: string } }> };
