@@ -77,6 +77,16 @@ export async function launchChassis(root: string, spec: ChassisSpec, log: Logger
   return { pid, files: f };
 }
 
+/** Copy each machine's console, marker log and argv into a run dir (also on Ctrl-C: no lost evidence). */
+export async function saveChassisEvidence(root: string, names: string[], runDir: string): Promise<void> {
+  for (const n of names) {
+    const f = chassisFiles(path.join(root, n));
+    if (!existsSync(f.dir)) continue;
+    await fs.mkdir(path.join(runDir, n), { recursive: true });
+    for (const p of [f.console, f.markers, f.argv]) await fs.copyFile(p, path.join(runDir, n, path.basename(p))).catch(() => undefined);
+  }
+}
+
 export async function chassisPid(dir: string): Promise<number | null> {
   const f = chassisFiles(dir);
   return ownedPid(f.pidfile, f.pidfile);
@@ -90,8 +100,8 @@ export async function stopChassis(dir: string): Promise<boolean> {
   return pid !== null;
 }
 
-/** `ultracloud stop`: chassis a crashed run left, unless a live baremetal-iso run holds them. */
-export async function stopLeftoverChassis(workRoot: string, log: Logger): Promise<string[]> {
+/** `ultracloud stop`/`clean`: chassis a crashed run left, unless a live baremetal-iso run holds them. */
+export async function stopLeftoverChassis(workRoot: string, log: Logger, o: { /** `clean`: also delete their disks and logs */ remove?: boolean } = {}): Promise<string[]> {
   const root = chassisRoot(workRoot);
   if (!existsSync(root)) return [];
   let lock: StateLock;
@@ -102,7 +112,9 @@ export async function stopLeftoverChassis(workRoot: string, log: Logger): Promis
     return [];
   }
   try {
-    return await stopAllChassis(root);
+    const stopped = await stopAllChassis(root);
+    if (o.remove) for (const e of await fs.readdir(root, { withFileTypes: true })) if (e.isDirectory()) await fs.rm(path.join(root, e.name), { recursive: true, force: true });
+    return stopped;
   } finally {
     await lock.release();
   }

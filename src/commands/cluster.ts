@@ -134,7 +134,9 @@ export function registerCluster(program: Command): void {
         const cluster = await openCluster(ctx, 'clean');
         await lockState(cluster, 'clean');
         const removed = await cleanCluster(cluster);
-        emit(ctx, { removed }, removed.length ? `removed ${removed.join(', ')}` : 'nothing removed');
+        const chassis = await stopLeftoverChassis(ctx.workRoot, cluster.log, { remove: true });
+        const stoppedChassis = chassis.length ? `; stopped chassis ${chassis.join(', ')}` : '';
+        emit(ctx, { removed, chassis }, `${removed.length ? `removed ${removed.join(', ')}` : 'nothing removed'}${stoppedChassis}`);
       }),
     );
 }

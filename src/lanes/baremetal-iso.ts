@@ -3,10 +3,11 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { loadInstallContract, type InstallContract, type NodeRegistration } from '../config/install-contract.js';
 import { CheckFailed, UsageError, errorMessage } from '../core/errors.js';
+import { onCleanup } from '../core/shutdown.js';
 import { consoleTail } from '../cluster/console.js';
 import type { RunRecord, StepContext } from '../core/run-record.js';
 import { seconds } from '../core/time.js';
-import { chassisPid, chassisRoot, launchChassis, stopChassis } from '../baremetal/chassis.js';
+import { chassisPid, chassisRoot, launchChassis, saveChassisEvidence, stopChassis } from '../baremetal/chassis.js';
 import { buildLabInstaller, type InstallerManifest } from '../baremetal/lab-installer.js';
 import { MarkerTracker, type InstallMarker } from '../baremetal/markers.js';
 import { Deployer } from '../deployer/server.js';
@@ -62,6 +63,7 @@ export async function runBaremetalIso(rec: RunRecord, o: BaremetalOptions) {
   let installer: InstallerManifest | undefined;
   let deployer: Deployer | undefined;
   const trackers = new Map<string, MarkerTracker>();
+  const keepEvidence = onCleanup('save chassis consoles', () => saveChassisEvidence(root, contract.nodes.map((n) => n.id), rec.dir));
 
   const startDeployer = async (log: Logger, port = 0) => {
     const d = new Deployer({
@@ -184,13 +186,10 @@ export async function runBaremetalIso(rec: RunRecord, o: BaremetalOptions) {
 
   return runSteps(rec, steps, {
     finally: async () => {
+      keepEvidence();
       for (const t of trackers.values()) await t.stop();
-      for (const n of contract.nodes) {
-        const dir = path.join(root, n.id);
-        await stopChassis(dir);
-        await fs.mkdir(path.join(rec.dir, n.id), { recursive: true });
-        for (const f of ['console.log', 'markers.log', 'qemu.argv']) await fs.copyFile(path.join(dir, f), path.join(rec.dir, n.id, f)).catch(() => undefined);
-      }
+      for (const n of contract.nodes) await stopChassis(path.join(root, n.id));
+      await saveChassisEvidence(root, contract.nodes.map((n) => n.id), rec.dir);
       if (deployer) {
         try {
           await fs.writeFile(path.join(rec.dir, 'deployer', 'nodes.json'), json(deployer.store.nodes()));

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { INSTALL_SEQUENCE, parseMarkerLine } from '../../src/baremetal/markers.js';
-import { REPO, cli } from '../helpers/cli.js';
+import { BIN, REPO, cli } from '../helpers/cli.js';
 import { processesMentioning } from '../helpers/procs.js';
 
 /**
@@ -61,6 +61,19 @@ describe('baremetal-iso and hardware-smoke (real QEMU chassis)', () => {
     const nodes = JSON.parse(readFileSync(path.join(dir, 'deployer/nodes.json'), 'utf8'));
     expect(nodes['bm-worker-01'].desiredSystem).toMatchObject({ state: 'rolled-back', system: 'broken-health-v1' });
   }, 1_200_000);
+
+  it('kill -9 of the harness mid-install leaves chassis that `stop` finds by pidfile', async () => {
+    const child = execa('node', [BIN, '--work-root', WORK, 'baremetal-iso'], { reject: false, stdin: 'ignore' });
+    const pidfile = path.join(WORK, 'baremetal-iso/chassis/bm-worker-01/qemu.pid');
+    const deadline = Date.now() + 60_000;
+    while (!existsSync(pidfile) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    child.kill('SIGKILL');
+    await child;
+    expect(processesMentioning(path.join(WORK, 'baremetal-iso/chassis')).length).toBeGreaterThan(0);
+    const stop = await run(['stop'], 60_000);
+    expect(stop.stdout).toMatch(/chassis bm-(control|worker)-01: term/);
+    expect(processesMentioning(WORK)).toEqual([]);
+  }, 120_000);
 
   it('hardware-smoke preflight without a transport writes the handoff and says blocked', async () => {
     const r = await run(['hardware-smoke', 'preflight'], 120_000);
