@@ -88,8 +88,8 @@ export async function runBaremetalIso(rec: RunRecord, o: BaremetalOptions) {
       try {
         return [id, await trackers.get(id)!.waitFor(marker)] as const;
       } catch (err) {
-        const console = path.join(root, id, 'console.log');
-        throw new CheckFailed(`${errorMessage(err)}\n--- console tail (${console}) ---\n${await consoleTail(console, 30)}`);
+        const consoleFile = path.join(root, id, 'console.log');
+        throw new CheckFailed(`${errorMessage(err)}\n--- console tail (${consoleFile}) ---\n${await consoleTail(consoleFile, 30)}`);
       }
     };
     const seen = await Promise.all(contract.nodes.map((n) => wait(n.id)));
