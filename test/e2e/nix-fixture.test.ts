@@ -87,6 +87,15 @@ describe('nix image provider on a fixture flake (real nix, real guests)', () => 
       expect(parsed).toContain(path.join(REPO, 'nix/test-cluster', f));
   }, 120_000);
 
+  it('guards build realises every guarded output in one nix build and prints the store paths', async () => {
+    const r = await run('profile.json', ['--json', 'guards', 'build']);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(Object.keys(out.outputs)).toEqual(['node01', 'node02']);
+    for (const g of Object.values(out.outputs) as { out: string }[]) expect(existsSync(`${g.out}/kernel`)).toBe(true);
+    expect(runLog(out.dir).filter((l) => l.argv?.[0] === 'nix' && l.argv.includes('build'))).toHaveLength(1);
+  }, 120_000);
+
   it('negative control: a broken attribute fails guards eval (exit 1) naming it', async () => {
     const r = await run('broken-eval-profile.json', ['guards', 'eval']);
     expect(r.exitCode).toBe(1);
