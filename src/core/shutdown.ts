@@ -39,7 +39,9 @@ function installSignalHandlers(): void {
   for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
     process.on(sig, () => {
       if (unwinding) {
-        process.stderr.write(`\n${sig} again: cleanup already running, please wait\n`);
+        // Cleanup is running (wait for it) or already done while a stray handle keeps us alive: exit either way.
+        process.stderr.write(`\n${sig}: finishing cleanup, then exiting\n`);
+        void unwinding.finally(() => process.exit(code));
         return;
       }
       if (cleanups.length > 0) process.stderr.write(`\n${sig}: stopping what this run started...\n`);

@@ -89,4 +89,17 @@ describe('run record', () => {
     expect(res.steps.map((s) => [s.name, s.status])).toEqual([['fast', 'passed'], ['forever', 'running']]);
     expect(readFileSync(path.join(root, 'smoke', 'latest', 'junit.xml'), 'utf8')).toMatch(/interrupted while running/);
   });
+
+  it('a process whose cleanup already ran but that a stray handle keeps alive still exits on SIGTERM', async () => {
+    const script = `
+      const { onCleanup, runCleanups } = await import(${JSON.stringify(path.join(REPO, 'dist/core/shutdown.js'))});
+      onCleanup('noop', () => {});
+      await runCleanups('exit');
+      setInterval(() => {}, 1000); // the leak
+      console.log('READY');`;
+    const child = execa('node', ['--input-type=module', '-e', script], { reject: false, timeout: 20_000 });
+    await new Promise<void>((resolve) => child.stdout!.on('data', (d: Buffer) => d.toString().includes('READY') && resolve()));
+    child.kill('SIGTERM');
+    expect((await child).exitCode).toBe(143);
+  });
 });
