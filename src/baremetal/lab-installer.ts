@@ -8,7 +8,9 @@ import { writeFileAtomic } from '../core/atomic.js';
 import { UsageError } from '../core/errors.js';
 import { seconds } from '../core/time.js';
 import { requireTools, which } from '../host/tools.js';
+import { loadInstallContract } from '../config/install-contract.js';
 import { hashTree } from '../images/content-hash.js';
+import { pruneBuilds } from '../images/prune.js';
 
 /** Bump when the steps below change in a way the input hash cannot see. */
 const BUILDER_VERSION = 1;
@@ -72,16 +74,16 @@ async function kernelInputs(): Promise<{ vmlinuz: string; version: string; modul
  * kernel, a static busybox and the scripts in profiles/<p>/baremetal/guest. Cached by a hash
  * of all inputs under <images>/baremetal-<hash>/.
  */
-export async function buildLabInstaller(baremetalDir: string, imagesDir: string, log: Logger, o: { /** extra kernel parameters baked into the ISO's menu (hardware: ultracloud.deployer=URL) */ cmdline?: string } = {}): Promise<InstallerManifest> {
+export async function buildLabInstaller(profileDir: string, imagesDir: string, log: Logger, o: { /** extra kernel parameters baked into the ISO's menu (hardware: ultracloud.deployer=URL) */ cmdline?: string } = {}): Promise<InstallerManifest> {
   const cmdline = o.cmdline ?? '';
   await requireTools('busybox', 'cpio', 'grub-mkrescue', 'xorriso');
   const k = await kernelInputs();
   const busybox = (await which('busybox'))!;
   // An initramfs has no libc: a dynamically linked busybox (Debian's `busybox`) would not even start.
   if (hasInterpreter(await fs.readFile(busybox))) throw new UsageError(`${busybox} is dynamically linked; the installer needs a static one (apt-get install busybox-static)`);
-  const guest = path.join(baremetalDir, 'guest');
-  const systemsDir = path.join(baremetalDir, 'systems');
-  const contract = JSON.parse(await fs.readFile(path.join(baremetalDir, 'contract.json'), 'utf8')) as { classes: Record<string, { install_plan: { profile: string } }> };
+  const guest = path.join(profileDir, 'baremetal', 'guest');
+  const systemsDir = path.join(profileDir, 'baremetal', 'systems');
+  const { contract } = loadInstallContract(profileDir);
   const profiles = [...new Set(Object.values(contract.classes).map((c) => c.install_plan.profile))].sort();
 
   const h = createHash('sha256');
@@ -159,7 +161,7 @@ export async function buildLabInstaller(baremetalDir: string, imagesDir: string,
 
     const manifest: InstallerManifest = { id, builtAt: new Date().toISOString(), kernelVersion: k.version, cmdline, iso: isoFile, bundles, systems };
     await writeFileAtomic(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`);
-    await pruneInstallers(imagesDir, id);
+    await pruneBuilds(imagesDir, id, new Set(), log);
     log.info(`installer ${id} built in ${seconds(Date.now() - t0)} (kernel ${k.version}, bundles ${profiles.join(', ')}, ${Object.keys(systems).length} desired systems)`);
     return manifest;
   } finally {
@@ -167,14 +169,3 @@ export async function buildLabInstaller(baremetalDir: string, imagesDir: string,
   }
 }
 
-/** Each installer build is ~50 MB: keep this one and the two before it. */
-async function pruneInstallers(imagesDir: string, keep: string): Promise<void> {
-  const builds = [];
-  for (const d of await fs.readdir(imagesDir)) {
-    if (!d.startsWith('baremetal-') || d === keep) continue;
-    const st = await fs.stat(path.join(imagesDir, d, 'manifest.json')).catch(() => null);
-    builds.push({ d, mtime: st?.mtimeMs ?? 0 });
-  }
-  builds.sort((a, b) => b.mtime - a.mtime);
-  for (const b of builds.slice(2)) await fs.rm(path.join(imagesDir, b.d), { recursive: true, force: true });
-}

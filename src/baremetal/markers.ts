@@ -39,7 +39,7 @@ export class MarkerTracker {
   private error: MarkerFailure | null = null;
   private listeners = new Set<() => void>();
   private readonly t0 = Date.now();
-  private stopped = false;
+  private readonly stopping = new AbortController();
   private done: Promise<void>;
   private readonly sequence: readonly string[];
   private readonly onMarker?: (m: SeenMarker) => void;
@@ -61,12 +61,12 @@ export class MarkerTracker {
         this.notify();
         return this.error ? true : undefined;
       },
-      { deadline: o.deadline, alive: o.alive, what: `${machine}: markers`, stopped: () => this.stopped },
+      { deadline: o.deadline, alive: o.alive, what: `${machine}: markers`, signal: this.stopping.signal },
     ).then(
       () => undefined,
       (err: unknown) => {
         if (partial) this.consume(partial); // a log that ends without a newline still counts
-        if (this.stopped) return;
+        if (this.stopping.signal.aborted) return;
         if (err instanceof FollowEnded) this.fail(err.reason === 'ended' ? 'the machine (QEMU) exited' : 'the deadline passed');
         else this.fail(String(err));
       },
@@ -114,9 +114,9 @@ export class MarkerTracker {
     }
   }
 
-  /** Stop following (the follower notices within its 1 s tick). */
+  /** Stop following; the follower wakes on the abort at once. */
   async stop(): Promise<void> {
-    this.stopped = true;
+    this.stopping.abort();
     await this.done;
   }
 }

@@ -74,9 +74,9 @@ export function registerCluster(program: Command): void {
         const s = await clusterStatus(cluster);
         const text = s.nodes.map((n) => {
           if (!n.running) return `${n.name}: stopped`;
+          if (n.marker !== undefined) return `${n.name}: pid ${n.pid} ${n.accel} ${n.ip} console marker ${n.marker ? 'seen' : 'not seen yet'}`;
           const units = Object.entries(n.units).map(([u, st]) => (st === 'active' ? u : `${u}=${st}`)).join(' ');
           const ports = Object.entries(n.ports).map(([k, v]) => `${k}=127.0.0.1:${v}`).join(' ');
-          if (n.marker !== undefined) return `${n.name}: pid ${n.pid} ${n.accel} ${n.ip} console marker ${n.marker ? 'seen' : 'not seen yet'}`;
           return `${n.name}: pid ${n.pid} ${n.accel} ${n.ip} ssh ${n.ssh}${n.error ? ` (${n.error})` : ''}\n  ports: ${ports}\n  units: ${units}`;
         });
         emit(ctx, { profile: ctx.profile.name, state: ctx.paths.state, ...s }, [...text, `switch: ${s.switchPid ? `pid ${s.switchPid}` : 'not running'}`].join('\n'));

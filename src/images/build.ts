@@ -6,6 +6,7 @@ import type { ClusterPaths } from '../config/paths.js';
 import type { LoadedProfile } from '../config/profile.js';
 import { buildLabImage, labImageById } from './lab-image.js';
 import { buildNixImages, nixImageById } from './nix-image.js';
+import { pruneBuilds } from './prune.js';
 import type { BuiltImages } from './types.js';
 
 /** The ImageProvider switch: one place that knows which builder serves a profile. */
@@ -31,20 +32,10 @@ export async function buildImages(
 
 /** Old builds cost a GiB each: keep the new one, the previous one, and any a node disk still sits on. */
 async function pruneImages(paths: ClusterPaths, newest: string, log: Logger): Promise<void> {
-  const inUse = new Set<string>([newest]);
+  const inUse = new Set<string>();
   const stateDirs = (await fs.readdir(path.dirname(paths.state)).catch(() => [] as string[])).filter((d) => d.startsWith('state')).map((d) => path.join(path.dirname(paths.state), d));
   for (const dir of new Set([...stateDirs, paths.state])) for (const r of await nodeRecords(dir)) inUse.add(r.image);
-  const builds: { id: string; mtime: number }[] = [];
-  for (const id of await fs.readdir(paths.images).catch(() => [] as string[])) {
-    const st = await fs.stat(path.join(paths.images, id, 'manifest.json')).catch(() => null);
-    if (st) builds.push({ id, mtime: st.mtimeMs });
-  }
-  builds.sort((a, b) => b.mtime - a.mtime);
-  for (const [i, b] of builds.entries()) {
-    if (i < 2 || inUse.has(b.id)) continue;
-    await fs.rm(path.join(paths.images, b.id), { recursive: true, force: true });
-    log.info(`removed old image build ${b.id} (not used by any node)`);
-  }
+  await pruneBuilds(paths.images, newest, inUse, log);
 }
 
 /** The exact build a node was started from (its disk is an overlay on it). */

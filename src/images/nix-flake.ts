@@ -167,20 +167,15 @@ export function tail(text: string, lines: number): string {
   return text.trimEnd().split('\n').slice(-lines).join('\n');
 }
 
-export interface NixBuildResult {
-  drvPath: string;
-  outputs: Record<string, string>;
-}
-
 /**
- * THE one `nix build` for a set of installables: no link, JSON result, local builders only,
+ * THE one `nix build` for a set of installables (drvPath -> output path): no link, JSON result, local builders only,
  * the host's parallelism, logs streamed line by line (build logs to run.log, the rest to the console).
  * On failure, each failed derivation is reported with the labels (nodes) whose closure holds it.
  */
 export async function nixBuild(
   installables: string[],
   o: { overrides: Record<string, string>; drvPaths: Record<string, string>; log: Logger; transcript?: (line: string) => void },
-): Promise<NixBuildResult[]> {
+): Promise<Map<string, string>> {
   const { maxJobs, cores } = nixParallelism();
   const args = [
     ...NIX_FLAGS, 'build', '--no-link', '--json', '--print-build-logs',
@@ -204,7 +199,11 @@ export async function nixBuild(
   });
   const r = await child;
   if (partial) logLines.push(partial);
-  if (r.exitCode === 0) return JSON.parse(String(r.stdout)) as NixBuildResult[];
+  if (r.exitCode === 0) {
+    // Results do not come back in installable order (nix 2.8): callers look them up by drvPath.
+    const results = JSON.parse(String(r.stdout)) as { drvPath: string; outputs: Record<string, string> }[];
+    return new Map(results.map((x) => [x.drvPath, x.outputs.out ?? Object.values(x.outputs)[0]!]));
+  }
   throw new CheckFailed(await describeBuildFailure(logLines, o.drvPaths));
 }
 

@@ -72,7 +72,6 @@ export async function evalGuards(profile: LoadedProfile, log: Logger): Promise<R
 export async function buildGuards(profile: LoadedProfile, evaluated: Record<string, GuardOutput>, log: Logger, transcript?: (line: string) => void): Promise<Record<string, GuardOutput>> {
   const { flake, overrides } = flakeTarget(profile);
   const drvPaths = Object.fromEntries(Object.entries(evaluated).map(([l, g]) => [l, g.drvPath]));
-  const results = await nixBuild(Object.values(evaluated).map((g) => `${flake}#${g.attribute}`), { overrides, drvPaths, log, transcript });
-  const outByDrv = new Map(results.map((r) => [r.drvPath, r.outputs.out ?? Object.values(r.outputs)[0]]));
+  const outByDrv = await nixBuild(Object.values(evaluated).map((g) => `${flake}#${g.attribute}`), { overrides, drvPaths, log, transcript });
   return Object.fromEntries(Object.entries(evaluated).map(([l, g]) => [l, { ...g, out: outByDrv.get(g.drvPath) }]));
 }

@@ -50,8 +50,7 @@ export async function buildNixImages(profile: LoadedProfile, imagesDir: string, 
   log.info(`nix ${nix.version}: flake ${flake}${Object.keys(overrides).length ? ` (overrides: ${Object.entries(overrides).map(([k, v]) => `${k}=${v}`).join(', ')})` : ''}`);
   const attrs = Object.fromEntries(profile.nodes.map((n) => [n.name, nodeAttribute(src.attribute, n.name)]));
   const drvPaths = await evalDrvPaths(flake, overrides, attrs, log);
-  const results = await nixBuild(Object.values(attrs).map((a) => `${flake}#${a}`), { overrides, drvPaths, log, transcript });
-  const outByDrv = new Map(results.map((r) => [r.drvPath, r.outputs.out]));
+  const outByDrv = await nixBuild(Object.values(attrs).map((a) => `${flake}#${a}`), { overrides, drvPaths, log, transcript });
 
   const nodes: Manifest['nodes'] = {};
   for (const [node, attribute] of Object.entries(attrs)) {

@@ -101,7 +101,7 @@ export async function runBaremetalIso(rec: RunRecord, o: BaremetalOptions) {
     {
       name: 'installer-image',
       run: async (step) => {
-        installer = await buildLabInstaller(path.join(o.profileDir, 'baremetal'), o.imagesDir, step.log);
+        installer = await buildLabInstaller(o.profileDir, o.imagesDir, step.log);
         await step.evidence('installer.json', json(installer));
         return `${installer.id}: ${path.basename(installer.iso)}, bundles ${Object.keys(installer.bundles).join(', ')}`;
       },

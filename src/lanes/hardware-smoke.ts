@@ -67,7 +67,7 @@ function preflightSteps(o: HardwareOptions, state: { iso?: string; params?: stri
           state.iso = `nix build ${profile.image.flake}#packages.x86_64-linux.ultracloud-iso (nixosConfigurations.ultracloud-iso)`;
           return `canonical installer: ${state.iso}`;
         }
-        const m = await buildLabInstaller(path.join(profile.dir, 'baremetal'), o.imagesDir, step.log, { cmdline });
+        const m = await buildLabInstaller(profile.dir, o.imagesDir, step.log, { cmdline });
         state.iso = m.iso;
         await step.evidence('installer.json', json(m));
         return `lab installer ${m.iso}`;

@@ -10,13 +10,13 @@ export class FollowEnded extends Error {
 
 /**
  * Follow a file a guest writes (serial console, virtio-serial log) from `offset`, handing
- * each new chunk to `onText` until it returns a value. Wakes on inotify, not on a sleep;
- * the 1 s tick only re-checks `alive` (QEMU exited) and the deadline.
+ * each new chunk to `onText` until it returns a value (or `signal` aborts: undefined). Wakes on
+ * inotify and on abort, not on a sleep; the 1 s tick only re-checks `alive` (QEMU exited) and the deadline.
  */
 export async function followFile<T>(
   file: string,
   onText: (text: string) => T | undefined,
-  o: { offset?: number; deadline: number; alive: () => Promise<boolean>; what: string; stopped?: () => boolean },
+  o: { offset?: number; deadline: number; alive: () => Promise<boolean>; what: string; signal?: AbortSignal },
 ): Promise<T | undefined> {
   let offset = o.offset ?? 0;
   let wake: (() => void) | null = null;
@@ -41,7 +41,7 @@ export async function followFile<T>(
           await fh.close();
         }
       }
-      if (o.stopped?.()) return undefined;
+      if (o.signal?.aborted) return undefined;
       if (!(await o.alive())) {
         // One last read: the guest may have written its final words just before exiting.
         const rest = await fs.readFile(file).then((b) => b.subarray(offset).toString('utf8'), () => '');
@@ -51,11 +51,14 @@ export async function followFile<T>(
       }
       if (Date.now() > o.deadline) throw new FollowEnded('deadline', `${o.what}: not seen by the deadline`);
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, 1000);
-        wake = () => {
+        const done = () => {
           clearTimeout(t);
+          o.signal?.removeEventListener('abort', done);
           resolve();
         };
+        const t = setTimeout(done, 1000);
+        wake = done;
+        o.signal?.addEventListener('abort', done, { once: true });
       });
       wake = null;
     }
@@ -66,7 +69,6 @@ export async function followFile<T>(
 
 /** Wait for `marker` anywhere in the text written after `offset` (matches across chunk boundaries). */
 export async function waitForText(file: string, marker: string, o: { offset?: number; deadline: number; alive: () => Promise<boolean>; what: string }): Promise<void> {
-  // Without `stopped`, followFile only returns once onText found the marker.
   let carry = '';
   await followFile(
     file,

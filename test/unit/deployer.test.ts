@@ -1,4 +1,4 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -67,7 +67,6 @@ describe('lab deployer (real HTTP on loopback)', () => {
     const bad = await call(d, 'POST', '/api/v1/admin/nodes', { id: 'x' });
     expect(bad.status).toBe(400);
     expect(bad.text).toContain('machine_id');
-    writeFileSync(path.join(dir, 'junk'), '');
     expect((await call(d, 'GET', '/api/v1/bundles/missing.tar.gz')).status).toBe(404);
   });
 });
