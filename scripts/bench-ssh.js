@@ -3,7 +3,7 @@
 // system `ssh` client per command, on the same lab guest. Boots node01 if it is not running
 // (and stops it again). Usage: node scripts/bench-ssh.js [--runs N] [--node node01]
 import { spawnSync } from 'node:child_process';
-import { writeFileSync, readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '30' }, node: { type: 'string', default: 'node01' } } });
@@ -11,7 +11,14 @@ const runs = Number(values.runs);
 const node = values.node;
 
 const dist = (m) => import(new URL(`../dist/${m}`, import.meta.url).href);
-const [{ loadProfile }, { clusterPaths, resolveWorkRoot }, { Cluster }, { startCluster, stopCluster }, { log, configureConsoleLog }, { runCleanups }] = await Promise.all(
+const [
+  { loadProfile },
+  { clusterPaths, resolveWorkRoot },
+  { Cluster },
+  { startCluster, stopCluster },
+  { log, configureConsoleLog },
+  { runCleanups },
+] = await Promise.all(
   ['config/load-profile.js', 'config/paths.js', 'cluster/cluster.js', 'cluster/lifecycle.js', 'core/log.js', 'core/shutdown.js'].map(dist),
 );
 configureConsoleLog('info');
@@ -37,7 +44,22 @@ try {
 
   const f = cluster.files(node);
   writeFileSync(f.knownHosts, `[127.0.0.1]:${t.port} ${readFileSync(f.hostKey, 'utf8').trim()}\n`);
-  const sshArgs = ['-i', cluster.key.privateKey, '-p', String(t.port), '-o', `UserKnownHostsFile=${f.knownHosts}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', 'root@127.0.0.1', 'true'];
+  const sshArgs = [
+    '-i',
+    cluster.key.privateKey,
+    '-p',
+    String(t.port),
+    '-o',
+    `UserKnownHostsFile=${f.knownHosts}`,
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    'BatchMode=yes',
+    'root@127.0.0.1',
+    'true',
+  ];
   const spawned = [];
   for (let i = 0; i < runs; i++) {
     const t0 = process.hrtime.bigint();

@@ -3,9 +3,9 @@ import { registerBaremetal } from './commands/baremetal.js';
 import { registerBudget } from './commands/budget.js';
 import { registerBuild } from './commands/build.js';
 import { registerCluster } from './commands/cluster.js';
+import { registerDoctor } from './commands/doctor.js';
 import { registerGuards } from './commands/guards.js';
 import { registerLanes } from './commands/lanes.js';
-import { registerDoctor } from './commands/doctor.js';
 import { EXIT_USAGE } from './core/errors.js';
 
 const program = new Command('ultracloud')

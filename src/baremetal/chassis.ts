@@ -43,11 +43,18 @@ export function chassisFiles(dir: string) {
 /** A stable, distinct MAC per chassis (QEMU's OUI, 0xb0 for bare metal), as a real NIC would have. */
 export function chassisMac(name: string): string {
   const h = createHash('sha256').update(name).digest();
-  return `52:54:00:b0:${h.subarray(0, 2).toString('hex').replace(/(..)(..)/, '$1:$2')}`;
+  return `52:54:00:b0:${h
+    .subarray(0, 2)
+    .toString('hex')
+    .replace(/(..)(..)/, '$1:$2')}`;
 }
 
 /** Fresh disk and logs every time: an install proof starts from a blank machine. */
-export async function launchChassis(root: string, spec: ChassisSpec, log: Logger): Promise<{ pid: number; files: ReturnType<typeof chassisFiles> }> {
+export async function launchChassis(
+  root: string,
+  spec: ChassisSpec,
+  log: Logger,
+): Promise<{ pid: number; files: ReturnType<typeof chassisFiles> }> {
   const f = chassisFiles(path.join(root, spec.name));
   await stopChassis(f.dir);
   await fs.rm(f.dir, { recursive: true, force: true });
@@ -101,7 +108,11 @@ export async function stopChassis(dir: string): Promise<boolean> {
 }
 
 /** `ultracloud stop`/`clean`: chassis a crashed run left, unless a live baremetal-iso run holds them. */
-export async function stopLeftoverChassis(workRoot: string, log: Logger, o: { /** `clean`: also delete their disks and logs */ remove?: boolean } = {}): Promise<string[]> {
+export async function stopLeftoverChassis(
+  workRoot: string,
+  log: Logger,
+  o: { /** `clean`: also delete their disks and logs */ remove?: boolean } = {},
+): Promise<string[]> {
   const root = chassisRoot(workRoot);
   if (!existsSync(root)) return [];
   let lock: StateLock;
@@ -113,7 +124,9 @@ export async function stopLeftoverChassis(workRoot: string, log: Logger, o: { /*
   }
   try {
     const stopped = await stopAllChassis(root);
-    if (o.remove) for (const e of await fs.readdir(root, { withFileTypes: true })) if (e.isDirectory()) await fs.rm(path.join(root, e.name), { recursive: true, force: true });
+    if (o.remove)
+      for (const e of await fs.readdir(root, { withFileTypes: true }))
+        if (e.isDirectory()) await fs.rm(path.join(root, e.name), { recursive: true, force: true });
     return stopped;
   } finally {
     await lock.release();
@@ -123,6 +136,7 @@ export async function stopLeftoverChassis(workRoot: string, log: Logger, o: { /*
 /** Every chassis left under the root (a crashed run): stopped by pidfile. */
 export async function stopAllChassis(root: string): Promise<string[]> {
   const stopped: string[] = [];
-  for (const e of await fs.readdir(root, { withFileTypes: true }).catch(() => [])) if (e.isDirectory() && (await stopChassis(path.join(root, e.name)))) stopped.push(e.name);
+  for (const e of await fs.readdir(root, { withFileTypes: true }).catch(() => []))
+    if (e.isDirectory() && (await stopChassis(path.join(root, e.name)))) stopped.push(e.name);
   return stopped;
 }

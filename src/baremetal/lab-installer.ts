@@ -4,11 +4,11 @@ import path from 'node:path';
 import { execa } from 'execa';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { loadInstallContract } from '../config/install-contract.js';
 import { writeFileAtomic } from '../core/atomic.js';
 import { UsageError } from '../core/errors.js';
 import { seconds } from '../core/time.js';
 import { requireTools, which } from '../host/tools.js';
-import { loadInstallContract } from '../config/install-contract.js';
 import { hashTree } from '../images/content-hash.js';
 import { pruneBuilds } from '../images/prune.js';
 
@@ -61,7 +61,10 @@ export type InstallerManifest = z.infer<typeof InstallerManifest>;
 async function kernelInputs(): Promise<{ vmlinuz: string; version: string; modules: Record<string, string>; load: string[] }> {
   const vmlinuz = path.join(KERNEL_DIR, 'vmlinuz');
   const versions = await fs.readdir(path.join(KERNEL_DIR, 'modules')).catch(() => [] as string[]);
-  if (!existsSync(vmlinuz) || versions.length !== 1) throw new UsageError(`no kernel at ${KERNEL_DIR} (vmlinuz + modules/<version>/); run scripts/setup-host.sh as root, or set ULTRACLOUD_KERNEL_DIR`);
+  if (!existsSync(vmlinuz) || versions.length !== 1)
+    throw new UsageError(
+      `no kernel at ${KERNEL_DIR} (vmlinuz + modules/<version>/); run scripts/setup-host.sh as root, or set ULTRACLOUD_KERNEL_DIR`,
+    );
   const version = versions[0]!;
   const modules: Record<string, string> = {};
   const { stdout } = await execa('find', [path.join(KERNEL_DIR, 'modules', version, 'kernel'), '-name', '*.ko']);
@@ -74,20 +77,28 @@ async function kernelInputs(): Promise<{ vmlinuz: string; version: string; modul
  * kernel, a static busybox and the scripts in profiles/<p>/baremetal/guest. Cached by a hash
  * of all inputs under <images>/baremetal-<hash>/.
  */
-export async function buildLabInstaller(profileDir: string, imagesDir: string, log: Logger, o: { /** extra kernel parameters baked into the ISO's menu (hardware: ultracloud.deployer=URL) */ cmdline?: string } = {}): Promise<InstallerManifest> {
+export async function buildLabInstaller(
+  profileDir: string,
+  imagesDir: string,
+  log: Logger,
+  o: { /** extra kernel parameters baked into the ISO's menu (hardware: ultracloud.deployer=URL) */ cmdline?: string } = {},
+): Promise<InstallerManifest> {
   const cmdline = o.cmdline ?? '';
   await requireTools('busybox', 'cpio', 'grub-mkrescue', 'xorriso');
   const k = await kernelInputs();
   const busybox = (await which('busybox'))!;
   // An initramfs has no libc: a dynamically linked busybox (Debian's `busybox`) would not even start.
-  if (hasInterpreter(await fs.readFile(busybox))) throw new UsageError(`${busybox} is dynamically linked; the installer needs a static one (apt-get install busybox-static)`);
+  if (hasInterpreter(await fs.readFile(busybox)))
+    throw new UsageError(`${busybox} is dynamically linked; the installer needs a static one (apt-get install busybox-static)`);
   const guest = path.join(profileDir, 'baremetal', 'guest');
   const systemsDir = path.join(profileDir, 'baremetal', 'systems');
   const { contract } = loadInstallContract(profileDir);
   const profiles = [...new Set(Object.values(contract.classes).map((c) => c.install_plan.profile))].sort();
 
   const h = createHash('sha256');
-  h.update(`builder ${BUILDER_VERSION} kernel ${k.version} ${(await fs.stat(k.vmlinuz)).size} profiles ${profiles.join(',')} cmdline ${cmdline}\n`);
+  h.update(
+    `builder ${BUILDER_VERSION} kernel ${k.version} ${(await fs.stat(k.vmlinuz)).size} profiles ${profiles.join(',')} cmdline ${cmdline}\n`,
+  );
   h.update(await fs.readFile(busybox));
   await hashTree(h, guest);
   await hashTree(h, systemsDir);
@@ -106,7 +117,8 @@ export async function buildLabInstaller(profileDir: string, imagesDir: string, l
   try {
     const initramfs = async (name: string, init: string): Promise<string> => {
       const root = path.join(tmp, name);
-      for (const d of ['bin', 'dev', 'proc', 'sys', 'etc', 'lib/ultracloud', 'lib/modules']) await fs.mkdir(path.join(root, d), { recursive: true });
+      for (const d of ['bin', 'dev', 'proc', 'sys', 'etc', 'lib/ultracloud', 'lib/modules'])
+        await fs.mkdir(path.join(root, d), { recursive: true });
       await fs.copyFile(busybox, path.join(root, 'bin/busybox'));
       await fs.copyFile(path.join(guest, init), path.join(root, 'init'));
       for (const f of ['lib.sh', 'udhcpc.sh']) await fs.copyFile(path.join(guest, f), path.join(root, 'lib/ultracloud', f));
@@ -128,17 +140,29 @@ export async function buildLabInstaller(profileDir: string, imagesDir: string, l
     await fs.mkdir(path.join(out, 'bundles'), { recursive: true });
     for (const profile of profiles) {
       const root = path.join(tmp, `rootfs-${profile}`);
-      for (const d of ['bin', 'sbin', 'usr/sbin', 'dev', 'proc', 'sys', 'tmp', 'boot', 'etc/ultracloud', 'lib/ultracloud', 'systems/base']) await fs.mkdir(path.join(root, d), { recursive: true });
+      for (const d of ['bin', 'sbin', 'usr/sbin', 'dev', 'proc', 'sys', 'tmp', 'boot', 'etc/ultracloud', 'lib/ultracloud', 'systems/base'])
+        await fs.mkdir(path.join(root, d), { recursive: true });
       await fs.copyFile(busybox, path.join(root, 'bin/busybox'));
-      for (const a of applets) if (a !== 'busybox' && !existsSync(path.join(root, 'bin', a))) await fs.symlink('busybox', path.join(root, 'bin', a));
+      for (const a of applets)
+        if (a !== 'busybox' && !existsSync(path.join(root, 'bin', a))) await fs.symlink('busybox', path.join(root, 'bin', a));
       await fs.copyFile(path.join(guest, 'system-init'), path.join(root, 'sbin/init'));
       await fs.copyFile(path.join(guest, 'ultracloud-agent'), path.join(root, 'usr/sbin/ultracloud-agent'));
       for (const f of ['lib.sh', 'udhcpc.sh']) await fs.copyFile(path.join(guest, f), path.join(root, 'lib/ultracloud', f));
       await fs.copyFile(k.vmlinuz, path.join(root, 'boot/vmlinuz'));
       await fs.copyFile(systemInitrd, path.join(root, 'boot/initrd'));
       await fs.writeFile(path.join(root, 'etc/ultracloud/profile'), `${profile}\n`);
-      await fs.writeFile(path.join(root, 'systems/base/activate'), '#!/bin/sh\n# The system the installer laid down: nothing beyond the agent.\n', { mode: 0o755 });
-      await execa('chmod', ['755', path.join(root, 'sbin/init'), path.join(root, 'usr/sbin/ultracloud-agent'), path.join(root, 'bin/busybox'), path.join(root, 'lib/ultracloud/udhcpc.sh')]);
+      await fs.writeFile(
+        path.join(root, 'systems/base/activate'),
+        '#!/bin/sh\n# The system the installer laid down: nothing beyond the agent.\n',
+        { mode: 0o755 },
+      );
+      await execa('chmod', [
+        '755',
+        path.join(root, 'sbin/init'),
+        path.join(root, 'usr/sbin/ultracloud-agent'),
+        path.join(root, 'bin/busybox'),
+        path.join(root, 'lib/ultracloud/udhcpc.sh'),
+      ]);
       bundles[profile] = path.join(out, 'bundles', `${profile}.tar.gz`);
       await execa('tar', ['-czf', bundles[profile]!, '--owner=0', '--group=0', '-C', root, '.']);
     }
@@ -152,20 +176,32 @@ export async function buildLabInstaller(profileDir: string, imagesDir: string, l
 
     const iso = path.join(tmp, 'iso');
     await fs.mkdir(path.join(iso, 'boot/grub'), { recursive: true });
-    await fs.writeFile(path.join(iso, 'boot/grub/grub.cfg'), (await fs.readFile(path.join(guest, 'grub.cfg'), 'utf8')).replaceAll('@CMDLINE@', cmdline));
+    await fs.writeFile(
+      path.join(iso, 'boot/grub/grub.cfg'),
+      (await fs.readFile(path.join(guest, 'grub.cfg'), 'utf8')).replaceAll('@CMDLINE@', cmdline),
+    );
     await fs.copyFile(k.vmlinuz, path.join(iso, 'boot/vmlinuz'));
     await fs.copyFile(installerImg, path.join(iso, 'boot/installer.img'));
     const isoFile = path.join(out, 'installer.iso');
     const r = await execa('grub-mkrescue', ['-o', isoFile, iso], { reject: false });
     if (r.exitCode !== 0) throw new Error(`grub-mkrescue failed (needs grub-pc-bin, xorriso, mtools):\n${r.stderr}`);
 
-    const manifest: InstallerManifest = { id, builtAt: new Date().toISOString(), kernelVersion: k.version, cmdline, iso: isoFile, bundles, systems };
+    const manifest: InstallerManifest = {
+      id,
+      builtAt: new Date().toISOString(),
+      kernelVersion: k.version,
+      cmdline,
+      iso: isoFile,
+      bundles,
+      systems,
+    };
     await writeFileAtomic(manifestFile, `${JSON.stringify(manifest, null, 2)}\n`);
     await pruneBuilds(imagesDir, id, new Set(), log);
-    log.info(`installer ${id} built in ${seconds(Date.now() - t0)} (kernel ${k.version}, bundles ${profiles.join(', ')}, ${Object.keys(systems).length} desired systems)`);
+    log.info(
+      `installer ${id} built in ${seconds(Date.now() - t0)} (kernel ${k.version}, bundles ${profiles.join(', ')}, ${Object.keys(systems).length} desired systems)`,
+    );
     return manifest;
   } finally {
     await fs.rm(tmp, { recursive: true, force: true });
   }
 }
-

@@ -1,4 +1,4 @@
-import { followFile, FollowEnded } from '../probes/console-follow.js';
+import { FollowEnded, followFile } from '../probes/console-follow.js';
 
 /**
  * kola testiso's completion tokens: fixed `ULTRACLOUD_MARKER <name> [detail]` lines on a
@@ -6,7 +6,15 @@ import { followFile, FollowEnded } from '../probes/console-follow.js';
  * emergency path) and a rolled-back desired system end the run at once.
  */
 export const MARKER_PREFIX = 'ULTRACLOUD_MARKER';
-export const INSTALL_SEQUENCE = ['pre-install-boot', 'phone-home-ok', 'plan-received', 'disk-selected', 'install-done', 'post-install-boot', 'desired-system-active'] as const;
+export const INSTALL_SEQUENCE = [
+  'pre-install-boot',
+  'phone-home-ok',
+  'plan-received',
+  'disk-selected',
+  'install-done',
+  'post-install-boot',
+  'desired-system-active',
+] as const;
 export type InstallMarker = (typeof INSTALL_SEQUENCE)[number];
 /** Lines that end a run at once; the detail names the stage. */
 export const FAILURE_MARKERS = ['FAIL', 'desired-system-rolled-back'] as const;
@@ -26,7 +34,10 @@ export class MarkerFailure extends Error {
 export function parseMarkerLine(line: string): { name: string; detail: string } | null {
   const i = line.indexOf(`${MARKER_PREFIX} `);
   if (i < 0) return null;
-  const [name = '', ...rest] = line.slice(i + MARKER_PREFIX.length + 1).trim().split(/\s+/);
+  const [name = '', ...rest] = line
+    .slice(i + MARKER_PREFIX.length + 1)
+    .trim()
+    .split(/\s+/);
   return name ? { name, detail: rest.join(' ') } : null;
 }
 
@@ -82,7 +93,8 @@ export class MarkerTracker {
     this.onMarker?.(seen);
     if (m.name === 'FAIL') this.fail(`failure marker at ${m.detail.split(' ')[0]}: ${m.detail}`);
     else if (m.name === 'desired-system-rolled-back') this.fail(`desired system was rolled back: ${m.detail}`);
-    else if (this.sequence.includes(m.name) && m.name !== expected) this.fail(`marker ${m.name} out of order (expected ${expected ?? 'nothing more'})`);
+    else if (this.sequence.includes(m.name) && m.name !== expected)
+      this.fail(`marker ${m.name} out of order (expected ${expected ?? 'nothing more'})`);
   }
 
   last(): string {

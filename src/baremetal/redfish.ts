@@ -20,7 +20,11 @@ export function redfishConfigFromEnv(env: NodeJS.ProcessEnv = process.env, urlFl
   const url = urlFlag ?? env.ULTRACLOUD_REDFISH_URL;
   const username = env.ULTRACLOUD_REDFISH_USERNAME;
   const password = env.ULTRACLOUD_REDFISH_PASSWORD;
-  const missing = [!url && 'ULTRACLOUD_REDFISH_URL (or --bmc)', !username && 'ULTRACLOUD_REDFISH_USERNAME', !password && 'ULTRACLOUD_REDFISH_PASSWORD'].filter(Boolean);
+  const missing = [
+    !url && 'ULTRACLOUD_REDFISH_URL (or --bmc)',
+    !username && 'ULTRACLOUD_REDFISH_USERNAME',
+    !password && 'ULTRACLOUD_REDFISH_PASSWORD',
+  ].filter(Boolean);
   if (missing.length) throw new UsageError(`redfish transport needs ${missing.join(', ')}`);
   if (!/^https?:\/\//.test(url!)) throw new UsageError(`redfish URL must be http(s)://...: ${url}`);
   return { url: url!.replace(/\/+$/, ''), username: username!, password: password!, insecure: env.ULTRACLOUD_REDFISH_INSECURE === '1' };
@@ -55,7 +59,11 @@ export class RedfishClient {
         url,
         {
           method,
-          headers: { authorization: auth, accept: 'application/json', ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}) },
+          headers: {
+            authorization: auth,
+            accept: 'application/json',
+            ...(payload ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(payload) } : {}),
+          },
           timeout: 30_000,
           ...(url.protocol === 'https:' ? { rejectUnauthorized: !this.cfg.insecure } : {}),
         },
@@ -67,7 +75,13 @@ export class RedfishClient {
         },
       );
       req.on('timeout', () => req.destroy(new Error('no answer within 30 s')));
-      req.on('error', (err) => reject(new CheckFailed(`redfish ${method} ${url.pathname}: ${err.message}${/self.signed|certificate/i.test(err.message) ? ' (a self-signed BMC certificate: set ULTRACLOUD_REDFISH_INSECURE=1 to accept it)' : ''}`)));
+      req.on('error', (err) =>
+        reject(
+          new CheckFailed(
+            `redfish ${method} ${url.pathname}: ${err.message}${/self.signed|certificate/i.test(err.message) ? ' (a self-signed BMC certificate: set ULTRACLOUD_REDFISH_INSECURE=1 to accept it)' : ''}`,
+          ),
+        ),
+      );
       if (payload) req.write(payload);
       req.end();
     });
@@ -82,7 +96,9 @@ export class RedfishClient {
     if (res.status >= 400) {
       const err = data.error as { message?: string; '@Message.ExtendedInfo'?: { Message?: string }[] } | undefined;
       const why = err?.['@Message.ExtendedInfo']?.[0]?.Message ?? err?.message ?? res.text.slice(0, 200);
-      throw new CheckFailed(`redfish ${method} ${url.pathname} -> ${res.status}${res.status === 401 ? ' (credentials refused; check ULTRACLOUD_REDFISH_USERNAME/PASSWORD)' : ''}: ${why}`);
+      throw new CheckFailed(
+        `redfish ${method} ${url.pathname} -> ${res.status}${res.status === 401 ? ' (credentials refused; check ULTRACLOUD_REDFISH_USERNAME/PASSWORD)' : ''}: ${why}`,
+      );
     }
     return data;
   }

@@ -3,7 +3,7 @@ import path from 'node:path';
 
 /** Bytes on disk (st_blocks, so sparse qcow2 files count what they use) without following symlinks. */
 export async function diskUsage(p: string): Promise<number> {
-  let st;
+  let st: Awaited<ReturnType<typeof fs.lstat>>;
   try {
     st = await fs.lstat(p);
   } catch {

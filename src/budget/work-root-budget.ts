@@ -54,7 +54,7 @@ export function budgetsFromEnv(env: NodeJS.ProcessEnv = process.env): Budgets {
 
 async function isRealDir(p: string): Promise<boolean> {
   const st = await fs.lstat(p).catch(() => null);
-  return st !== null && st.isDirectory() && !st.isSymbolicLink();
+  return st?.isDirectory() === true && !st.isSymbolicLink();
 }
 
 async function latestTarget(laneDir: string): Promise<string | null> {
@@ -84,7 +84,12 @@ export async function budgetStatus(workRoot: string): Promise<BudgetStatus> {
     const others = (await fs.readdir(dir)).filter((n) => !runNames.includes(n));
     const otherBytes = await Promise.all(others.map((n) => diskUsage(path.join(dir, n))));
     const own = (await fs.lstat(dir)).blocks * 512;
-    lanes.push({ lane, bytes: own + runs.reduce((a, r) => a + r.bytes, 0) + otherBytes.reduce((a, b) => a + b, 0), latest: await latestTarget(dir), runs });
+    lanes.push({
+      lane,
+      bytes: own + runs.reduce((a, r) => a + r.bytes, 0) + otherBytes.reduce((a, b) => a + b, 0),
+      latest: await latestTarget(dir),
+      runs,
+    });
   }
   return {
     workRoot,
@@ -143,7 +148,7 @@ export async function prunePlan(workRoot: string, keep: number): Promise<PruneCa
 
 async function insideRoot(realRoot: string, p: string): Promise<boolean> {
   const real = await fs.realpath(p).catch(() => null);
-  return real !== null && real.startsWith(realRoot + path.sep) && (await isRealDir(p));
+  return real?.startsWith(realRoot + path.sep) === true && (await isRealDir(p));
 }
 
 /** Delete planned candidates, re-checking each (nothing may have become a symlink since planning). */
@@ -165,7 +170,10 @@ export function renderStatus(s: BudgetStatus, b: Budgets): string {
     `cluster state  ${formatBytes(s.clusterStateBytes).padStart(10)}  budget ${b.clusterStateGiB} GiB  test-cluster/`,
     `image cache    ${formatBytes(s.imageCacheBytes).padStart(10)}  budget ${b.imageCacheGiB} GiB  images/`,
   ];
-  for (const l of s.lanes) lines.push(`lane ${l.lane.padEnd(9)} ${formatBytes(l.bytes).padStart(10)}  budget ${b.laneGiB} GiB  ${l.runs.length} dated run(s), latest -> ${l.latest ?? '(none)'}`);
+  for (const l of s.lanes)
+    lines.push(
+      `lane ${l.lane.padEnd(9)} ${formatBytes(l.bytes).padStart(10)}  budget ${b.laneGiB} GiB  ${l.runs.length} dated run(s), latest -> ${l.latest ?? '(none)'}`,
+    );
   lines.push(
     'safe cleanup sequence:',
     '  1. ultracloud stop                              # stop guests and the switch',

@@ -1,11 +1,11 @@
 import type { Logger } from 'pino';
 import type { ClusterPaths } from '../config/paths.js';
-import { expectedUnits, nodeMemory, nodeVcpus, servicesOn, type LoadedProfile, type NodeSpec } from '../config/profile.js';
+import { expectedUnits, type LoadedProfile, type NodeSpec, nodeMemory, nodeVcpus, servicesOn } from '../config/profile.js';
 import { UsageError } from '../core/errors.js';
 import { ownedPid } from '../core/proc.js';
 import { ensureHarnessKey } from './ssh-key.js';
-import { SshPool, type ExecResult, type SshTarget } from './ssh-pool.js';
-import { nodeFiles, readNodeRecord, type NodeRecord } from './state.js';
+import { type ExecResult, SshPool, type SshTarget } from './ssh-pool.js';
+import { type NodeRecord, nodeFiles, readNodeRecord } from './state.js';
 
 export class CommandFailed extends Error {
   override name = 'CommandFailed';
@@ -31,7 +31,10 @@ export class Cluster {
 
   spec(name: string): NodeSpec {
     const n = this.profile.nodes.find((x) => x.name === name);
-    if (!n) throw new UsageError(`unknown node "${name}" (profile ${this.profile.name} has: ${this.profile.nodes.map((x) => x.name).join(', ')})`);
+    if (!n)
+      throw new UsageError(
+        `unknown node "${name}" (profile ${this.profile.name} has: ${this.profile.nodes.map((x) => x.name).join(', ')})`,
+      );
     return n;
   }
 

@@ -2,7 +2,7 @@ import { existsSync, promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { readinessMarker } from '../config/profile.js';
-import { UsageError, errorMessage } from '../core/errors.js';
+import { errorMessage, UsageError } from '../core/errors.js';
 import { StateLock } from '../core/lock.js';
 import { ownedPid, terminate, waitPidExit } from '../core/proc.js';
 import { onCleanup } from '../core/shutdown.js';
@@ -10,7 +10,7 @@ import { seconds, within } from '../core/time.js';
 import { requireTools } from '../host/tools.js';
 import { buildImages } from '../images/build.js';
 import type { BuiltImages } from '../images/types.js';
-import { chooseAccel, type AccelChoice } from '../vm/accel-probe.js';
+import { type AccelChoice, chooseAccel } from '../vm/accel-probe.js';
 import { launchNode } from '../vm/launcher.js';
 import { Qmp } from '../vm/qmp.js';
 import { ensureSwitch, stopSwitch, switchFiles, switchPid } from '../vm/switch.js';
@@ -115,14 +115,25 @@ async function bootInWaves(
 }
 
 /** Launch (or find running) one node of the profile with its disk, env and forwards. */
-export async function launchClusterNode(cluster: Cluster, name: string, o: { images: BuiltImages; accel: 'kvm' | 'tcg'; avoid?: Set<number> }) {
+export async function launchClusterNode(
+  cluster: Cluster,
+  name: string,
+  o: { images: BuiltImages; accel: 'kvm' | 'tcg'; avoid?: Set<number> },
+) {
   const spec = cluster.spec(name);
   const avoid = o.avoid ?? (await recordedPorts(cluster));
   return launchNode(
     {
       stateDir: cluster.paths.state,
       vdeSocket: switchFiles(cluster.paths.vde).ctl,
-      node: { name, index: cluster.nodeIndex(name), ip: spec.ip, roles: spec.roles, memoryMiB: cluster.memoryMiB(name), vcpus: cluster.vcpus(name) },
+      node: {
+        name,
+        index: cluster.nodeIndex(name),
+        ip: spec.ip,
+        roles: spec.roles,
+        memoryMiB: cluster.memoryMiB(name),
+        vcpus: cluster.vcpus(name),
+      },
       artifacts: o.images.nodes[name]!,
       imageId: o.images.id,
       accel: o.accel,
@@ -177,15 +188,24 @@ async function powerdown(qmpSocket: string, pid: number, timeoutMs: number): Pro
   }
 }
 
-export async function stopNodes(cluster: Cluster, names: string[], opts: { log: Logger; powerdownMs?: number }): Promise<Record<string, StopMethod>> {
+export async function stopNodes(
+  cluster: Cluster,
+  names: string[],
+  opts: { log: Logger; powerdownMs?: number },
+): Promise<Record<string, StopMethod>> {
   cluster.pool.closeAll();
-  const results = await Promise.all(names.map(async (n) => [n, await stopNode(cluster.paths.state, n, opts.powerdownMs ?? 45000)] as const));
+  const results = await Promise.all(
+    names.map(async (n) => [n, await stopNode(cluster.paths.state, n, opts.powerdownMs ?? 45000)] as const),
+  );
   for (const [n, m] of results) if (m !== 'not running') opts.log.info({ node: n }, `stopped (${m})`);
   return Object.fromEntries(results);
 }
 
 /** Stop the given nodes (default: every node in the state dir), then the switch once nothing uses it. */
-export async function stopCluster(cluster: Cluster, opts: { nodes?: string[]; powerdownMs?: number } = {}): Promise<{ nodes: Record<string, StopMethod>; switchStopped: boolean }> {
+export async function stopCluster(
+  cluster: Cluster,
+  opts: { nodes?: string[]; powerdownMs?: number } = {},
+): Promise<{ nodes: Record<string, StopMethod>; switchStopped: boolean }> {
   const all = await nodesInState(cluster.paths.state);
   const unknown = (opts.nodes ?? []).filter((n) => !all.includes(n) && !cluster.profile.nodes.some((x) => x.name === n));
   if (unknown.length) throw new UsageError(`unknown node(s): ${unknown.join(', ')}`);
@@ -217,15 +237,23 @@ export async function clusterStatus(cluster: Cluster): Promise<{ switchPid: numb
       const pid = await cluster.pid(name);
       const rec = await readNodeRecord(cluster.paths.state, name);
       const st: NodeStatus = {
-        name, pid, running: pid !== null, accel: rec?.accel ?? null, ip: rec?.ip ?? null,
+        name,
+        pid,
+        running: pid !== null,
+        accel: rec?.accel ?? null,
+        ip: rec?.ip ?? null,
         ports: Object.fromEntries(Object.entries(rec?.ports ?? {}).map(([k, v]) => [k, v.host])),
-        ssh: 'not running', units: {},
+        ssh: 'not running',
+        units: {},
       };
       if (!pid || !rec) return st;
       const marker = readinessMarker(cluster.profile, name);
       if (marker) {
         st.ssh = 'not used';
-        const text = await fs.readFile(cluster.files(name).console).then((b) => b.subarray(rec.consoleOffset).toString('utf8'), () => '');
+        const text = await fs.readFile(cluster.files(name).console).then(
+          (b) => b.subarray(rec.consoleOffset).toString('utf8'),
+          () => '',
+        );
         st.marker = text.includes(marker);
         return st;
       }
@@ -235,7 +263,7 @@ export async function clusterStatus(cluster: Cluster): Promise<{ switchPid: numb
         st.ssh = 'reachable';
         const out = await cluster.exec(name, `systemctl is-active ${rec.units.map((u) => `'${u}'`).join(' ')}`, { timeoutMs: 10000 });
         const states = out.stdout.trim().split('\n');
-        rec.units.forEach((u, i) => (st.units[u] = states[i] ?? 'unknown'));
+        for (const [i, u] of rec.units.entries()) st.units[u] = states[i] ?? 'unknown';
       } catch (err) {
         st.ssh = 'unreachable';
         st.error = errorMessage(err).split('\n')[0];
@@ -253,7 +281,9 @@ export async function cleanCluster(cluster: Cluster): Promise<string[]> {
   const removed: string[] = [];
   for (const dir of [cluster.paths.state, cluster.paths.vde]) {
     if (!path.resolve(dir).startsWith(root)) {
-      cluster.log.warn(`not removing ${dir}: it is outside the work root ${cluster.paths.workRoot} (set by PHOTON_VM_DIR or PHOTON_CLUSTER_VDE_SWITCH_DIR); remove it yourself`);
+      cluster.log.warn(
+        `not removing ${dir}: it is outside the work root ${cluster.paths.workRoot} (set by PHOTON_VM_DIR or PHOTON_CLUSTER_VDE_SWITCH_DIR); remove it yourself`,
+      );
       continue;
     }
     await fs.rm(dir, { recursive: true, force: true });

@@ -2,10 +2,10 @@ import pRetry from 'p-retry';
 import { readinessMarker } from '../config/profile.js';
 import { CheckFailed, errorMessage } from '../core/errors.js';
 import { seconds } from '../core/time.js';
-import { HostKeyMismatch } from './ssh-pool.js';
-import type { Cluster } from './cluster.js';
 import { FollowEnded, waitForText } from '../probes/console-follow.js';
+import type { Cluster } from './cluster.js';
 import { consoleTail } from './console.js';
+import { HostKeyMismatch } from './ssh-pool.js';
 
 /** Restarts of an expected unit at or above this count mean it is restart-looping (kola's rule). */
 const MAX_RESTARTS = 3;
@@ -13,12 +13,16 @@ const MAX_RESTARTS = 3;
 async function failWithDiagnostics(cluster: Cluster, node: string, what: string): Promise<never> {
   let failed = '';
   try {
-    failed = (await cluster.exec(node, 'systemctl --failed --no-legend --plain; journalctl -p err -b --no-pager -n 30', { timeoutMs: 15000 })).stdout.trim();
+    failed = (
+      await cluster.exec(node, 'systemctl --failed --no-legend --plain; journalctl -p err -b --no-pager -n 30', { timeoutMs: 15000 })
+    ).stdout.trim();
   } catch (err) {
     failed = `(could not collect: ${errorMessage(err)})`;
   }
   const tail = await consoleTail(cluster.files(node).console, 25);
-  throw new CheckFailed(`${node}: ${what}\n--- systemctl --failed / journal errors ---\n${failed || '(none)'}\n--- console tail (${cluster.files(node).console}) ---\n${tail}`);
+  throw new CheckFailed(
+    `${node}: ${what}\n--- systemctl --failed / journal errors ---\n${failed || '(none)'}\n--- console tail (${cluster.files(node).console}) ---\n${tail}`,
+  );
 }
 
 /** `systemctl show -p ... a b` prints one key=value block per unit, blocks separated by blank lines. */
@@ -26,7 +30,14 @@ export function parseShow(out: string): Record<string, string>[] {
   return out
     .trim()
     .split(/\n\s*\n/)
-    .map((block) => Object.fromEntries(block.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)])));
+    .map((block) =>
+      Object.fromEntries(
+        block
+          .split('\n')
+          .filter((l) => l.includes('='))
+          .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+      ),
+    );
 }
 
 /** SSH answers: retried until the deadline, failing at once if the guest's QEMU has exited. */
@@ -34,7 +45,10 @@ export async function waitForSsh(cluster: Cluster, node: string, deadline: numbe
   const t = await cluster.target(node);
   await pRetry(
     async () => {
-      if (!(await cluster.pid(node))) throw new CheckFailed(`${node}: qemu exited while waiting for SSH\n--- console tail ---\n${await consoleTail(cluster.files(node).console)}`);
+      if (!(await cluster.pid(node)))
+        throw new CheckFailed(
+          `${node}: qemu exited while waiting for SSH\n--- console tail ---\n${await consoleTail(cluster.files(node).console)}`,
+        );
       await cluster.pool.client(t, 10000);
     },
     {
@@ -46,7 +60,9 @@ export async function waitForSsh(cluster: Cluster, node: string, deadline: numbe
     },
   ).catch(async (err: unknown) => {
     if (err instanceof CheckFailed || err instanceof HostKeyMismatch) throw err;
-    throw new CheckFailed(`${node}: SSH on 127.0.0.1:${t.port} did not answer within the deadline (last: ${errorMessage(err)})\n--- console tail ---\n${await consoleTail(cluster.files(node).console)}`);
+    throw new CheckFailed(
+      `${node}: SSH on 127.0.0.1:${t.port} did not answer within the deadline (last: ${errorMessage(err)})\n--- console tail ---\n${await consoleTail(cluster.files(node).console)}`,
+    );
   });
 }
 
@@ -66,11 +82,21 @@ export async function waitForUnits(cluster: Cluster, node: string, deadline: num
     const byId = new Map(parseShow(show).map((p) => [p.Id, p]));
     const stateOf = (u: string) => byId.get(u) ?? {};
     const unusable = units.filter((u) => ['masked', 'not-found'].includes(stateOf(u).LoadState ?? ''));
-    if (unusable.length) await failWithDiagnostics(cluster, node, `expected unit(s) cannot start: ${unusable.map((u) => `${u} is ${stateOf(u).LoadState}`).join(', ')}`);
+    if (unusable.length)
+      await failWithDiagnostics(
+        cluster,
+        node,
+        `expected unit(s) cannot start: ${unusable.map((u) => `${u} is ${stateOf(u).LoadState}`).join(', ')}`,
+      );
     const failedUnits = units.filter((u) => stateOf(u).ActiveState === 'failed');
     if (failedUnits.length) await failWithDiagnostics(cluster, node, `unit(s) failed: ${failedUnits.join(', ')}`);
     const looping = units.filter((u) => Number(stateOf(u).NRestarts ?? 0) >= MAX_RESTARTS);
-    if (looping.length) await failWithDiagnostics(cluster, node, `unit(s) restart-looping: ${looping.map((u) => `${u} restarted ${stateOf(u).NRestarts} times`).join(', ')}`);
+    if (looping.length)
+      await failWithDiagnostics(
+        cluster,
+        node,
+        `unit(s) restart-looping: ${looping.map((u) => `${u} restarted ${stateOf(u).NRestarts} times`).join(', ')}`,
+      );
     if (system === 'degraded' || system === 'maintenance') await failWithDiagnostics(cluster, node, `system is ${system}`);
     const inactive = units.filter((u) => stateOf(u).ActiveState !== 'active');
     if (system === 'running' && inactive.length === 0) return;
@@ -78,7 +104,9 @@ export async function waitForUnits(cluster: Cluster, node: string, deadline: num
     if (Date.now() > deadline) await failWithDiagnostics(cluster, node, `not ready by the deadline: ${last}`);
     // While booting, block in the guest until boot settles instead of polling from here; once the
     // system runs, a unit still activating (etcd awaiting quorum) has no such event: check each second.
-    await cluster.exec(node, system === 'running' ? 'sleep 1' : 'timeout 5 systemctl is-system-running --wait >/dev/null 2>&1 || sleep 1', { timeoutMs: 15000 });
+    await cluster.exec(node, system === 'running' ? 'sleep 1' : 'timeout 5 systemctl is-system-running --wait >/dev/null 2>&1 || sleep 1', {
+      timeoutMs: 15000,
+    });
   }
 }
 
@@ -87,7 +115,12 @@ export async function waitForConsoleMarker(cluster: Cluster, node: string, marke
   const file = cluster.files(node).console;
   const { consoleOffset } = await cluster.record(node);
   try {
-    await waitForText(file, marker, { offset: consoleOffset, deadline, alive: async () => (await cluster.pid(node)) !== null, what: `${node}: console marker "${marker}"` });
+    await waitForText(file, marker, {
+      offset: consoleOffset,
+      deadline,
+      alive: async () => (await cluster.pid(node)) !== null,
+      what: `${node}: console marker "${marker}"`,
+    });
   } catch (err) {
     if (!(err instanceof FollowEnded)) throw err;
     throw new CheckFailed(`${err.message}\n--- console tail (${file}) ---\n${await consoleTail(file, 25)}`);
@@ -106,6 +139,9 @@ export async function waitForNode(cluster: Cluster, node: string, timeoutMs: num
   await waitForSsh(cluster, node, deadline);
   const sshAt = Date.now() - t0;
   await waitForUnits(cluster, node, deadline);
-  cluster.log.info({ node }, `ready: ssh after ${seconds(sshAt)}, units after ${seconds(Date.now() - t0)} (${cluster.units(node).length} expected units active)`);
+  cluster.log.info(
+    { node },
+    `ready: ssh after ${seconds(sshAt)}, units after ${seconds(Date.now() - t0)} (${cluster.units(node).length} expected units active)`,
+  );
   return Date.now() - t0;
 }

@@ -78,7 +78,10 @@ export class SshPool {
   drop(node: string): void {
     const p = this.conns.get(node);
     this.conns.delete(node);
-    void p?.then((c) => c.end(), () => {});
+    void p?.then(
+      (c) => c.end(),
+      () => {},
+    );
   }
 
   closeAll(): void {
@@ -112,7 +115,9 @@ function connect(t: SshTarget, readyTimeoutMs: number): Promise<Client> {
     const c = new Client();
     c.once('ready', () => resolve(c));
     // ssh2 may emit 'error' more than once (and after 'ready' on a dying link): always listen.
-    c.on('error', (e) => reject(mismatch ? new HostKeyMismatch(mismatch) : new Error(`${t.node}: ssh 127.0.0.1:${t.port}: ${errorMessage(e)}`)));
+    c.on('error', (e) =>
+      reject(mismatch ? new HostKeyMismatch(mismatch) : new Error(`${t.node}: ssh 127.0.0.1:${t.port}: ${errorMessage(e)}`)),
+    );
     c.connect(cfg);
   });
 }

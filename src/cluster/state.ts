@@ -76,7 +76,14 @@ export async function nodesInState(stateDir: string): Promise<string[]> {
   for (const e of entries) {
     if (!e.isDirectory()) continue;
     const f = nodeFiles(stateDir, e.name);
-    const has = await Promise.all([f.record, f.pidfile].map((p) => fs.access(p).then(() => true, () => false)));
+    const has = await Promise.all(
+      [f.record, f.pidfile].map((p) =>
+        fs.access(p).then(
+          () => true,
+          () => false,
+        ),
+      ),
+    );
     if (has.some(Boolean)) out.push(e.name);
   }
   return out.sort();

@@ -1,6 +1,6 @@
-import { Command } from 'commander';
-import { budgetStatus, budgetViolations, budgetsFromEnv, applyPrune, prunePlan, renderStatus } from '../budget/work-root-budget.js';
+import type { Command } from 'commander';
 import { formatBytes } from '../budget/disk-usage.js';
+import { applyPrune, budgetStatus, budgetsFromEnv, budgetViolations, prunePlan, renderStatus } from '../budget/work-root-budget.js';
 import { EXIT_CHECK_FAILED, EXIT_OK, UsageError } from '../core/errors.js';
 import { action, emit, globals } from './context.js';
 
@@ -8,11 +8,14 @@ export function registerBudget(program: Command): void {
   const budget = program
     .command('work-root-budget')
     .description('disk budget of the work root: status, enforce soft budgets, prune old dated proof dirs')
-    .addHelpText('after', '\nBudgets (GiB) come from ULTRACLOUD_BUDGET_WORK_ROOT_GIB, ..._CLUSTER_STATE_GIB, ..._IMAGE_CACHE_GIB, ..._LANE_GIB.');
+    .addHelpText(
+      'after',
+      '\nBudgets (GiB) come from ULTRACLOUD_BUDGET_WORK_ROOT_GIB, ..._CLUSTER_STATE_GIB, ..._IMAGE_CACHE_GIB, ..._LANE_GIB.',
+    );
 
   budget
     .command('status')
-    .description('sizes of the work root, cluster state, image cache and each lane\'s dated proof dirs')
+    .description("sizes of the work root, cluster state, image cache and each lane's dated proof dirs")
     .action(
       action(async (_o: object, cmd: Command) => {
         const g = globals(cmd);
@@ -30,8 +33,13 @@ export function registerBudget(program: Command): void {
         const g = globals(cmd);
         const b = budgetsFromEnv();
         const v = budgetViolations(await budgetStatus(g.workRoot), b);
-        emit(g, { ok: v.length === 0, violations: v, budgets: b },
-          v.length === 0 ? 'work-root-budget: within budget' : v.map((x) => `over budget: ${x.what} uses ${formatBytes(x.bytes)} > ${formatBytes(x.budgetBytes)}`).join('\n'));
+        emit(
+          g,
+          { ok: v.length === 0, violations: v, budgets: b },
+          v.length === 0
+            ? 'work-root-budget: within budget'
+            : v.map((x) => `over budget: ${x.what} uses ${formatBytes(x.bytes)} > ${formatBytes(x.budgetBytes)}`).join('\n'),
+        );
         return v.length === 0 ? EXIT_OK : EXIT_CHECK_FAILED;
       }),
     );

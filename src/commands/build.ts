@@ -10,7 +10,9 @@ import { action, emit, globals, withProfile } from './context.js';
 export function registerBuild(program: Command): void {
   program
     .command('build')
-    .description('build the node images of the profile: lab = mmdebstrap (content-hashed cache), nix = ONE `nix build` for every node; evidence under <work-root>/build/<ts>/')
+    .description(
+      'build the node images of the profile: lab = mmdebstrap (content-hashed cache), nix = ONE `nix build` for every node; evidence under <work-root>/build/<ts>/',
+    )
     .option('--force', 'lab: rebuild even when the cache has this recipe')
     .action(
       action(async (opts: { force?: boolean }, cmd: Command) => {
@@ -30,7 +32,11 @@ export function registerBuild(program: Command): void {
           throw err; // exit 2 for bad input, 1 for a failed build; the message names the node
         }
         const res = await rec.finish();
-        emit(ctx, { ...built, seconds: (res.durationMs ?? 0) / 1000, dir: rec.dir }, `${built.reused ? 'reused' : 'built'} image ${built.id} for ${Object.keys(built.nodes).length} node(s) in ${seconds(res.durationMs ?? 0)}; evidence in ${rec.dir}`);
+        emit(
+          ctx,
+          { ...built, seconds: (res.durationMs ?? 0) / 1000, dir: rec.dir },
+          `${built.reused ? 'reused' : 'built'} image ${built.id} for ${Object.keys(built.nodes).length} node(s) in ${seconds(res.durationMs ?? 0)}; evidence in ${rec.dir}`,
+        );
         return EXIT_OK;
       }),
     );

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { stopLeftoverChassis } from '../baremetal/chassis.js';
-import { Command, InvalidArgumentError, Option } from 'commander';
 import { Cluster } from '../cluster/cluster.js';
 import { consoleTail } from '../cluster/console.js';
 import { cleanCluster, clusterStatus, lockState, startCluster, stopCluster } from '../cluster/lifecycle.js';
@@ -9,10 +9,17 @@ import { EXIT_CHECK_FAILED, UsageError } from '../core/errors.js';
 import { log } from '../core/log.js';
 import { onCleanup } from '../core/shutdown.js';
 import { requireTools } from '../host/tools.js';
-import { action, emit, globals, withProfile, type ProfileContext } from './context.js';
+import { action, emit, globals, type ProfileContext, withProfile } from './context.js';
 
-export const accelOption = () => new Option('--accel <mode>', 'accelerator: auto = kvm when the doctor probe passed, else tcg').choices(['auto', 'kvm', 'tcg']).default('auto');
-export const parseNodes = (v: string): string[] => v.split(',').map((s) => s.trim()).filter(Boolean);
+export const accelOption = () =>
+  new Option('--accel <mode>', 'accelerator: auto = kvm when the doctor probe passed, else tcg')
+    .choices(['auto', 'kvm', 'tcg'])
+    .default('auto');
+export const parseNodes = (v: string): string[] =>
+  v
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 /** Option parser for counts and seconds: commander reports the error and exits 2. */
 export const positiveNumber = (v: string): number => {
   const n = Number(v);
@@ -31,7 +38,7 @@ export async function openCluster(ctx: ProfileContext, lane = 'cluster'): Promis
 export function registerCluster(program: Command): void {
   program
     .command('start')
-    .description('boot the profile\'s nodes as QEMU guests, wave by wave, and wait for SSH and their units')
+    .description("boot the profile's nodes as QEMU guests, wave by wave, and wait for SSH and their units")
     .option('--nodes <a,b>', 'only these nodes (comma-separated)', parseNodes)
     .addOption(accelOption())
     .option('--timeout <seconds>', 'per boot wave', positiveNumber, DEFAULT_WAVE_TIMEOUT_S)
@@ -41,7 +48,12 @@ export function registerCluster(program: Command): void {
         const ctx = withProfile(globals(cmd));
         const cluster = await openCluster(ctx, 'start');
         await lockState(cluster, 'start');
-        const r = await startCluster(cluster, { nodes: opts.nodes, accel: opts.accel, waveTimeoutMs: opts.timeout * 1000, keepOnFailure: opts.keepOnFailure });
+        const r = await startCluster(cluster, {
+          nodes: opts.nodes,
+          accel: opts.accel,
+          waveTimeoutMs: opts.timeout * 1000,
+          keepOnFailure: opts.keepOnFailure,
+        });
         emit(ctx, r, `started ${r.started.length} node(s) (${r.accel}); all ready: ${r.waves.flat().join(', ')}`);
       }),
     );
@@ -60,7 +72,13 @@ export function registerCluster(program: Command): void {
         // Bare-metal chassis a crashed baremetal-iso run left behind (not tied to a profile).
         const chassis = opts.nodes ? [] : await stopLeftoverChassis(ctx.workRoot, cluster.log);
         const lines = [...Object.entries(r.nodes).map(([n, m]) => `${n}: ${m}`), ...chassis.map((c) => `chassis ${c}: term`)];
-        emit(ctx, { ...r, chassis }, [...lines, r.switchStopped ? 'switch: stopped' : 'switch: not running', ...(lines.length ? [] : ['nothing was running'])].join('\n'));
+        emit(
+          ctx,
+          { ...r, chassis },
+          [...lines, r.switchStopped ? 'switch: stopped' : 'switch: not running', ...(lines.length ? [] : ['nothing was running'])].join(
+            '\n',
+          ),
+        );
       }),
     );
 
@@ -74,12 +92,21 @@ export function registerCluster(program: Command): void {
         const s = await clusterStatus(cluster);
         const text = s.nodes.map((n) => {
           if (!n.running) return `${n.name}: stopped`;
-          if (n.marker !== undefined) return `${n.name}: pid ${n.pid} ${n.accel} ${n.ip} console marker ${n.marker ? 'seen' : 'not seen yet'}`;
-          const units = Object.entries(n.units).map(([u, st]) => (st === 'active' ? u : `${u}=${st}`)).join(' ');
-          const ports = Object.entries(n.ports).map(([k, v]) => `${k}=127.0.0.1:${v}`).join(' ');
+          if (n.marker !== undefined)
+            return `${n.name}: pid ${n.pid} ${n.accel} ${n.ip} console marker ${n.marker ? 'seen' : 'not seen yet'}`;
+          const units = Object.entries(n.units)
+            .map(([u, st]) => (st === 'active' ? u : `${u}=${st}`))
+            .join(' ');
+          const ports = Object.entries(n.ports)
+            .map(([k, v]) => `${k}=127.0.0.1:${v}`)
+            .join(' ');
           return `${n.name}: pid ${n.pid} ${n.accel} ${n.ip} ssh ${n.ssh}${n.error ? ` (${n.error})` : ''}\n  ports: ${ports}\n  units: ${units}`;
         });
-        emit(ctx, { profile: ctx.profile.name, state: ctx.paths.state, ...s }, [...text, `switch: ${s.switchPid ? `pid ${s.switchPid}` : 'not running'}`].join('\n'));
+        emit(
+          ctx,
+          { profile: ctx.profile.name, state: ctx.paths.state, ...s },
+          [...text, `switch: ${s.switchPid ? `pid ${s.switchPid}` : 'not running'}`].join('\n'),
+        );
       }),
     );
 
@@ -106,7 +133,7 @@ export function registerCluster(program: Command): void {
 
   program
     .command('logs')
-    .description('a node\'s serial console (vm.log), or its journal with --journal')
+    .description("a node's serial console (vm.log), or its journal with --journal")
     .argument('<node>')
     .option('--journal', 'the systemd journal of the current boot, over SSH')
     .option('-n, --lines <n>', 'last N lines', positiveNumber, 200)
@@ -149,8 +176,22 @@ async function interactiveSsh(cluster: Cluster, node: string): Promise<number> {
   const f = cluster.files(node);
   await fs.writeFile(f.knownHosts, `[127.0.0.1]:${t.port} ${(await fs.readFile(f.hostKey, 'utf8')).trim()}\n`);
   cluster.close();
-  const child = spawn('ssh', ['-i', cluster.key.privateKey, '-p', String(t.port), '-o', `UserKnownHostsFile=${f.knownHosts}`, '-o', 'StrictHostKeyChecking=yes', '-o', 'IdentitiesOnly=yes', 'root@127.0.0.1'], { stdio: 'inherit' });
+  const child = spawn(
+    'ssh',
+    [
+      '-i',
+      cluster.key.privateKey,
+      '-p',
+      String(t.port),
+      '-o',
+      `UserKnownHostsFile=${f.knownHosts}`,
+      '-o',
+      'StrictHostKeyChecking=yes',
+      '-o',
+      'IdentitiesOnly=yes',
+      'root@127.0.0.1',
+    ],
+    { stdio: 'inherit' },
+  );
   return new Promise((resolve) => child.on('exit', (code) => resolve(code ?? EXIT_CHECK_FAILED)));
 }
-
-

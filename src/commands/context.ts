@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { loadProfile } from '../config/load-profile.js';
-import { clusterPaths, resolveWorkRoot, type ClusterPaths } from '../config/paths.js';
+import { type ClusterPaths, clusterPaths, resolveWorkRoot } from '../config/paths.js';
 import type { LoadedProfile } from '../config/profile.js';
 import { EXIT_OK, errorMessage, exitCodeFor } from '../core/errors.js';
-import { configureConsoleLog, log, type LogLevel } from '../core/log.js';
+import { configureConsoleLog, type LogLevel, log } from '../core/log.js';
 import { runCleanups } from '../core/shutdown.js';
 
 /** The global options every command sees, resolved once. */
@@ -43,7 +43,7 @@ export function emit(g: Globals, data: unknown, text: string): void {
  * Wrap an action: configure logging, map errors to exit codes (2 usage, 1 check failed),
  * and always unwind what the command started.
  */
-export function action<A extends unknown[]>(fn: (...args: A) => Promise<number | void>) {
+export function action<A extends unknown[]>(fn: (...args: A) => Promise<number | undefined>) {
   return async (...args: A): Promise<void> => {
     const cmd = args[args.length - 1] as Command;
     configureConsoleLog(globals(cmd).logLevel);

@@ -10,7 +10,7 @@ export function registerDoctor(program: Command): void {
     .command('doctor')
     .description('check the host: tools (and their Debian packages), nix, disk, memory, and a real KVM/TCG boot probe')
     .option('--fix', 'install missing Debian packages with apt-get (root only)')
-    .option('--refresh', 'probe the accelerators again instead of using this boot\'s cached verdict')
+    .option('--refresh', "probe the accelerators again instead of using this boot's cached verdict")
     .action(
       action(async (opts: { fix?: boolean; refresh?: boolean }, cmd: Command) => {
         const ctx = withProfile(globals(cmd));

@@ -3,13 +3,15 @@ import { REPO_ROOT } from '../config/load-profile.js';
 import { EXIT_OK } from '../core/errors.js';
 import { RunRecord } from '../core/run-record.js';
 import { hostFacts } from '../host/facts.js';
-import { buildGuards, evalGuards, guardNixDirs, nixFilesUnder, parseCheck, type GuardOutput } from '../images/nix-guards.js';
+import { buildGuards, evalGuards, type GuardOutput, guardNixDirs, nixFilesUnder, parseCheck } from '../images/nix-guards.js';
 import { action, emit, globals, withProfile } from './context.js';
 
 export function registerGuards(program: Command): void {
   program
     .command('guards')
-    .description('canonical-profile guards for nix profiles: every .nix file under nix/ parses; eval = every canonical output has a drvPath; build = they all realise (one nix build); evidence under <work-root>/guards/<ts>/')
+    .description(
+      'canonical-profile guards for nix profiles: every .nix file under nix/ parses; eval = every canonical output has a drvPath; build = they all realise (one nix build); evidence under <work-root>/guards/<ts>/',
+    )
     .addArgument(new Argument('<kind>', 'eval or build').choices(['eval', 'build']))
     .action(
       action(async (kind: 'eval' | 'build', _o: object, cmd: Command) => {
@@ -42,8 +44,14 @@ export function registerGuards(program: Command): void {
           throw err;
         }
         await rec.finish();
-        const lines = Object.entries(outputs).map(([label, g]) => `${g.attribute}  ${kind === 'build' ? g.out : g.drvPath}${label !== g.attribute ? `  (${label})` : ''}`);
-        emit(ctx, { kind, outputs, dir: rec.dir }, [...lines, `guards ${kind}: ${lines.length} output(s) ok; evidence in ${rec.dir}`].join('\n'));
+        const lines = Object.entries(outputs).map(
+          ([label, g]) => `${g.attribute}  ${kind === 'build' ? g.out : g.drvPath}${label !== g.attribute ? `  (${label})` : ''}`,
+        );
+        emit(
+          ctx,
+          { kind, outputs, dir: rec.dir },
+          [...lines, `guards ${kind}: ${lines.length} output(s) ok; evidence in ${rec.dir}`].join('\n'),
+        );
         return EXIT_OK;
       }),
     );

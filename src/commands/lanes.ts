@@ -1,4 +1,4 @@
-import { Command, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { cleanCluster, lockState, startCluster, stopCluster } from '../cluster/lifecycle.js';
 import { EXIT_CHECK_FAILED, EXIT_OK } from '../core/errors.js';
 import { RunRecord } from '../core/run-record.js';
@@ -9,11 +9,16 @@ import { hostFacts } from '../host/facts.js';
 import { buildImages } from '../images/build.js';
 import { runSmoke } from '../lanes/smoke.js';
 import { accelVerdict } from '../vm/accel-probe.js';
-import { DEFAULT_WAVE_TIMEOUT_S, accelOption, openCluster, positiveNumber } from './cluster.js';
+import { accelOption, DEFAULT_WAVE_TIMEOUT_S, openCluster, positiveNumber } from './cluster.js';
 import { action, emit, globals, withProfile } from './context.js';
 
 const injectOption = () =>
-  new Option('--inject <name...>', `negative control: break what one step proves (${Object.entries(INJECTIONS).map(([k, v]) => `${k}: ${v}`).join('; ')})`).choices(Object.keys(INJECTIONS));
+  new Option(
+    '--inject <name...>',
+    `negative control: break what one step proves (${Object.entries(INJECTIONS)
+      .map(([k, v]) => `${k}: ${v}`)
+      .join('; ')})`,
+  ).choices(Object.keys(INJECTIONS));
 
 export function registerLanes(program: Command): void {
   program
@@ -48,7 +53,12 @@ export function registerLanes(program: Command): void {
         const injections = (opts.inject ?? []).map((n) => makeInjection(cluster, n));
         if (!opts.keep) onCleanup('stop the fresh cluster', async () => void (await stopCluster(cluster, { powerdownMs: 30_000 })));
         const verdict = await accelVerdict();
-        const rec = await RunRecord.create({ workRoot: ctx.workRoot, lane: 'smoke', profile: ctx.profile.name, host: hostFacts(verdict.chosen) });
+        const rec = await RunRecord.create({
+          workRoot: ctx.workRoot,
+          lane: 'smoke',
+          profile: ctx.profile.name,
+          host: hostFacts(verdict.chosen),
+        });
         const res = await runSmoke(cluster, rec, {
           injections,
           boot: async (step) => {
@@ -57,13 +67,24 @@ export function registerLanes(program: Command): void {
             const images = await buildImages(cluster.profile, cluster.paths, step.log);
             const t1 = Date.now();
             const r = await startCluster(cluster, { accel: opts.accel, waveTimeoutMs: opts.timeout * 1000, images });
-            const boot = { image: images.id, imageReused: images.reused, buildMs: t1 - t0, bootMs: Date.now() - t1, waves: r.waves, accel: r.accel };
+            const boot = {
+              image: images.id,
+              imageReused: images.reused,
+              buildMs: t1 - t0,
+              bootMs: Date.now() - t1,
+              waves: r.waves,
+              accel: r.accel,
+            };
             rec.event('info', 'fresh cluster booted', boot);
             await step.evidence('boot.json', `${JSON.stringify(boot, null, 2)}\n`);
             return `image ${images.id} ${images.reused ? 'reused' : 'built'} in ${seconds(t1 - t0)}, ${r.waves.flat().length} nodes booted in ${r.waves.length} waves in ${seconds(Date.now() - t1)} (${r.accel})`;
           },
         });
-        emit(ctx, { ...res, dir: rec.dir }, `fresh-smoke: ${res.success ? 'PASSED' : 'FAILED'}; evidence in ${rec.dir}${opts.keep ? ' (cluster left running: ultracloud stop)' : ''}`);
+        emit(
+          ctx,
+          { ...res, dir: rec.dir },
+          `fresh-smoke: ${res.success ? 'PASSED' : 'FAILED'}; evidence in ${rec.dir}${opts.keep ? ' (cluster left running: ultracloud stop)' : ''}`,
+        );
         return res.success ? EXIT_OK : EXIT_CHECK_FAILED;
       }),
     );

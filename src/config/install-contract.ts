@@ -39,7 +39,14 @@ export const InstallContract = z
     pools: z.record(id, z.strictObject({ description: z.string().optional() })),
     classes: z.record(id, z.strictObject({ pool: id, install_plan: InstallPlan })),
     nodes: z.array(NodeRegistration).min(1),
-    chassis: z.record(id, z.strictObject({ disk_serial: z.string().regex(/^[A-Za-z0-9_-]{1,20}$/, 'at most 20 characters (virtio-blk serial)'), disk_mib: z.number().int().min(64), memory_mib: z.number().int().min(128) })),
+    chassis: z.record(
+      id,
+      z.strictObject({
+        disk_serial: z.string().regex(/^[A-Za-z0-9_-]{1,20}$/, 'at most 20 characters (virtio-blk serial)'),
+        disk_mib: z.number().int().min(64),
+        memory_mib: z.number().int().min(128),
+      }),
+    ),
   })
   .superRefine((c, ctx) => {
     for (const [name, k] of Object.entries(c.classes))

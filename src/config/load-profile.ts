@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { z } from 'zod';
 import { UsageError } from '../core/errors.js';
-import { Profile, type LoadedProfile } from './profile.js';
+import { type LoadedProfile, Profile } from './profile.js';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const PROFILES_DIR = path.join(REPO_ROOT, 'profiles');
@@ -17,7 +17,10 @@ export function resolveProfilePath(ref: string): string {
 export function formatZodIssues(error: z.ZodError): string {
   return error.issues
     .map((i) => {
-      const at = i.path.reduce<string>((acc, seg) => (typeof seg === 'number' ? `${acc}[${seg}]` : acc ? `${acc}.${String(seg)}` : String(seg)), '');
+      const at = i.path.reduce<string>(
+        (acc, seg) => (typeof seg === 'number' ? `${acc}[${seg}]` : acc ? `${acc}.${String(seg)}` : String(seg)),
+        '',
+      );
       return `  ${at || '(root)'}: ${i.message}`;
     })
     .join('\n');

@@ -21,7 +21,9 @@ export function clusterPaths(workRoot: string, profileName: string, env: NodeJS.
   return {
     workRoot,
     state: env.PHOTON_VM_DIR ? `${path.resolve(env.PHOTON_VM_DIR)}${suffix}` : path.join(base, `state${suffix}`),
-    vde: env.PHOTON_CLUSTER_VDE_SWITCH_DIR ? `${path.resolve(env.PHOTON_CLUSTER_VDE_SWITCH_DIR)}${suffix}` : path.join(base, `vde-switch${suffix}`),
+    vde: env.PHOTON_CLUSTER_VDE_SWITCH_DIR
+      ? `${path.resolve(env.PHOTON_CLUSTER_VDE_SWITCH_DIR)}${suffix}`
+      : path.join(base, `vde-switch${suffix}`),
     images: path.join(workRoot, 'images'),
     keys: path.join(workRoot, 'keys'),
   };

@@ -8,13 +8,18 @@ const name = z.string().regex(/^[a-z][a-z0-9-]{0,30}$/, 'lower-case letters, dig
 const port = z.number().int().min(1).max(65535);
 const ipv4 = z.string().regex(/^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/, 'an IPv4 address like 10.100.0.11');
 
-export const PortSpec = z.strictObject({
-  name,
-  port,
-  protocol: z.enum(['tcp', 'udp', 'http']).default('tcp'),
-  /** Forward this port from 127.0.0.1 on the host (the harness picks the host port). */
-  expose: z.boolean().default(false),
-}).refine((p) => !(p.expose && p.protocol === 'udp'), { message: 'only TCP ports can be forwarded to the host (expose with protocol udp)', path: ['expose'] });
+export const PortSpec = z
+  .strictObject({
+    name,
+    port,
+    protocol: z.enum(['tcp', 'udp', 'http']).default('tcp'),
+    /** Forward this port from 127.0.0.1 on the host (the harness picks the host port). */
+    expose: z.boolean().default(false),
+  })
+  .refine((p) => !(p.expose && p.protocol === 'udp'), {
+    message: 'only TCP ports can be forwarded to the host (expose with protocol udp)',
+    path: ['expose'],
+  });
 export type PortSpec = z.infer<typeof PortSpec>;
 
 export const HealthProbe = z.discriminatedUnion('kind', [
@@ -58,7 +63,12 @@ export const LabImageSource = z.strictObject({
 });
 
 /** A dotted flake attribute path; names may be quoted ("x.y") and use {node}. */
-const attrPath = z.string().regex(/^([A-Za-z0-9_'{}-]+|"[^"]+")(\.([A-Za-z0-9_'{}-]+|"[^"]+"))*$/, 'a dotted attribute path such as packages.x86_64-linux.{node}-vm');
+const attrPath = z
+  .string()
+  .regex(
+    /^([A-Za-z0-9_'{}-]+|"[^"]+")(\.([A-Za-z0-9_'{}-]+|"[^"]+"))*$/,
+    'a dotted attribute path such as packages.x86_64-linux.{node}-vm',
+  );
 
 export const NixImageSource = z.strictObject({
   source: z.literal('nix'),
@@ -68,7 +78,10 @@ export const NixImageSource = z.strictObject({
    * Attribute per node, `{node}` replaced by the node name, e.g. "packages.x86_64-linux.{node}-vm".
    * Each output is a directory: kernel, initrd (optional), cmdline (optional), disk.qcow2 (optional).
    */
-  attribute: attrPath.refine((a) => a.includes('{node}') && !a.split('.')[0]!.includes('{node}'), 'must contain {node}, after the first component (e.g. packages.x86_64-linux.{node}-vm)'),
+  attribute: attrPath.refine(
+    (a) => a.includes('{node}') && !a.split('.')[0]!.includes('{node}'),
+    'must contain {node}, after the first component (e.g. packages.x86_64-linux.{node}-vm)',
+  ),
   /** More outputs the guards evaluate and build (installer ISO, storage profile nodes, helper images). */
   guards: z.array(attrPath).default([]),
   /** Flake inputs to override, e.g. { "ultracloud": "path:/src/ultracloud" } (env ULTRACLOUD_MONOREPO overrides "ultracloud"). */
@@ -94,10 +107,12 @@ export const Profile = z
     image: z.discriminatedUnion('source', [LabImageSource, NixImageSource]),
     readiness: Readiness.default({ kind: 'ssh-units' }),
     network: z.strictObject({ prefixLength: z.number().int().min(8).max(30).default(24) }).default({ prefixLength: 24 }),
-    defaults: z.strictObject({
-      memoryMiB: z.number().int().min(128).max(65536).default(768),
-      vcpus: z.number().int().min(1).max(64).default(1),
-    }).default({ memoryMiB: 768, vcpus: 1 }),
+    defaults: z
+      .strictObject({
+        memoryMiB: z.number().int().min(128).max(65536).default(768),
+        vcpus: z.number().int().min(1).max(64).default(1),
+      })
+      .default({ memoryMiB: 768, vcpus: 1 }),
     /** Units every node must have active (beyond the services placed on it). */
     baseUnits: z.array(z.string()).default([]),
     nodes: z.array(NodeSpec).min(1),
@@ -107,22 +122,34 @@ export const Profile = z
     const seen = new Map<string, number>();
     const ips = new Map<string, number>();
     p.nodes.forEach((n, i) => {
-      if (seen.has(n.name)) ctx.addIssue({ code: 'custom', path: ['nodes', i, 'name'], message: `duplicate node name "${n.name}" (also nodes[${seen.get(n.name)}])` });
+      if (seen.has(n.name))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['nodes', i, 'name'],
+          message: `duplicate node name "${n.name}" (also nodes[${seen.get(n.name)}])`,
+        });
       seen.set(n.name, i);
-      if (ips.has(n.ip)) ctx.addIssue({ code: 'custom', path: ['nodes', i, 'ip'], message: `duplicate ip ${n.ip} (also nodes[${ips.get(n.ip)}])` });
+      if (ips.has(n.ip))
+        ctx.addIssue({ code: 'custom', path: ['nodes', i, 'ip'], message: `duplicate ip ${n.ip} (also nodes[${ips.get(n.ip)}])` });
       ips.set(n.ip, i);
-      if (n.ip.split('.').some((o) => Number(o) > 255)) ctx.addIssue({ code: 'custom', path: ['nodes', i, 'ip'], message: `octet out of range in ${n.ip}` });
+      if (n.ip.split('.').some((o) => Number(o) > 255))
+        ctx.addIssue({ code: 'custom', path: ['nodes', i, 'ip'], message: `octet out of range in ${n.ip}` });
     });
-    p.nodes.forEach((n, i) =>
+    p.nodes.forEach((n, i) => {
       n.dependsOn.forEach((d, j) => {
         if (!seen.has(d)) ctx.addIssue({ code: 'custom', path: ['nodes', i, 'dependsOn', j], message: `unknown node "${d}"` });
         if (d === n.name) ctx.addIssue({ code: 'custom', path: ['nodes', i, 'dependsOn', j], message: 'a node cannot depend on itself' });
-      }),
-    );
+      });
+    });
     const roles = new Set(p.nodes.flatMap((n) => n.roles));
     for (const [svc, c] of Object.entries(p.services))
       c.roles.forEach((r, j) => {
-        if (r !== '*' && !roles.has(r)) ctx.addIssue({ code: 'custom', path: ['services', svc, 'roles', j], message: `no node has role "${r}" (roles: ${[...roles].join(', ')})` });
+        if (r !== '*' && !roles.has(r))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['services', svc, 'roles', j],
+            message: `no node has role "${r}" (roles: ${[...roles].join(', ')})`,
+          });
       });
   });
 export type Profile = z.infer<typeof Profile>;

@@ -1,7 +1,8 @@
 import type { RunResult } from '../config/result.js';
 
 const escapeXml = (s: string): string =>
-  s.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!)
+  s
+    .replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!)
     // XML 1.0 forbids most control characters; console tails are full of them.
     .replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F]/g, '');
 

@@ -29,7 +29,9 @@ export class StateLock {
       }
       const holder = await readLock(file);
       if (holder && holder.pid !== process.pid && pidAlive(holder.pid) && (await looksLikeHarness(holder.pid))) {
-        throw new UsageError(`another ultracloud (pid ${holder.pid}, "${holder.command}", since ${holder.since}) is using ${stateDir}; wait for it or stop it first`);
+        throw new UsageError(
+          `another ultracloud (pid ${holder.pid}, "${holder.command}", since ${holder.since}) is using ${stateDir}; wait for it or stop it first`,
+        );
       }
       await fs.rm(file, { force: true }); // stale: its owner is gone
     }
@@ -52,5 +54,5 @@ async function readLock(file: string): Promise<LockInfo | null> {
 
 async function looksLikeHarness(pid: number): Promise<boolean> {
   const argv = await pidCmdline(pid);
-  return argv !== null && argv.some((a) => a.includes('ultracloud') || a.includes('vitest') || a.endsWith('cli.js'));
+  return argv?.some((a) => a.includes('ultracloud') || a.includes('vitest') || a.endsWith('cli.js')) === true;
 }

@@ -29,7 +29,7 @@ export async function ownedPid(pidfile: string, marker: string): Promise<number 
   }
   if (!Number.isInteger(pid) || pid <= 1) return null;
   const argv = await pidCmdline(pid);
-  return argv && argv.some((a) => a.includes(marker)) ? pid : null;
+  return argv?.some((a) => a.includes(marker)) ? pid : null;
 }
 
 /** Resolves when the pid is gone, or false after `ms`. Polls /proc: a foreign pid gives no exit event. */

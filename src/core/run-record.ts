@@ -1,7 +1,7 @@
-import { createWriteStream, mkdirSync, promises as fs } from 'node:fs';
+import { createWriteStream, promises as fs, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { RunResult, type HostFacts, type RunEvent, type StepResult } from '../config/result.js';
+import { type HostFacts, type RunEvent, RunResult, type StepResult } from '../config/result.js';
 import { symlinkAtomic, writeFileAtomicSync } from './atomic.js';
 import { errorMessage } from './errors.js';
 import { renderJunit } from './junit.js';
@@ -34,11 +34,24 @@ export class RunRecord {
   private disposeCleanup: () => void;
   private finished = false;
 
-  private constructor(readonly dir: string, lane: string, profile: string, host: HostFacts) {
+  private constructor(
+    readonly dir: string,
+    lane: string,
+    profile: string,
+    host: HostFacts,
+  ) {
     this.result = {
-      schemaVersion: 1, lane, profile, status: 'running', success: false,
-      startedAt: new Date().toISOString(), finishedAt: null, durationMs: null,
-      host, steps: [], events: [],
+      schemaVersion: 1,
+      lane,
+      profile,
+      status: 'running',
+      success: false,
+      startedAt: new Date().toISOString(),
+      finishedAt: null,
+      durationMs: null,
+      host,
+      steps: [],
+      events: [],
     };
     this.detachLog = addLogFile(path.join(dir, 'run.log'));
     this.log = log.child({ lane });

@@ -5,5 +5,7 @@ export function shellQuote(v: string): string {
 
 /** KEY='value' lines a POSIX shell can source (fw_cfg env files, the deployer's text/plain answers). */
 export function renderEnvFile(env: Record<string, string>): string {
-  return `${Object.entries(env).map(([k, v]) => `${k}=${shellQuote(v)}`).join('\n')}\n`;
+  return `${Object.entries(env)
+    .map(([k, v]) => `${k}=${shellQuote(v)}`)
+    .join('\n')}\n`;
 }

@@ -36,7 +36,11 @@ export function runCleanups(reason: string, log: (msg: string) => void = () => {
 function installSignalHandlers(): void {
   if (installed) return;
   installed = true;
-  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
+  for (const [sig, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ] as const) {
     process.on(sig, () => {
       if (unwinding) {
         // Cleanup is running (wait for it) or already done while a stray handle keeps us alive: exit either way.

@@ -1,6 +1,9 @@
 /** UTC timestamp used for run directory names: 20261121T234037Z (sorts by time as text). */
 export function runStamp(date = new Date()): string {
-  return date.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+  return date
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}Z$/, 'Z');
 }
 
 /** Matches the dated proof directories the harness (and the bash seeds) create. */

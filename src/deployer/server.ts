@@ -4,9 +4,9 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import { NodeRegistration, type InstallContract } from '../config/install-contract.js';
+import { type InstallContract, NodeRegistration } from '../config/install-contract.js';
 import { renderEnvFile } from '../core/shell.js';
-import { DeployerStore, type NodeState } from './store.js';
+import type { DeployerStore, NodeState } from './store.js';
 
 /**
  * The lab deployer (the UltraCloud deployer's contract): admin pre-registration, phone-home
@@ -29,7 +29,10 @@ const ProgressBody = z.object({ stage: z.string().min(1), detail: z.string().opt
 const DesiredReport = z.object({ state: z.enum(['active', 'rolled-back']), system: z.string() }).passthrough();
 
 class HttpError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -86,23 +89,28 @@ export class Deployer {
       }
       if (req.method === 'GET' && url.pathname === '/api/v1/admin/nodes') return send(200, { nodes: this.store.nodes() });
       if (req.method === 'POST' && url.pathname === '/api/v1/phone-home') return await this.phoneHome(req, send);
-      if ((g = m(/^\/api\/v1\/nodes\/([^/]+)\/progress$/)) && req.method === 'POST') {
+      g = m(/^\/api\/v1\/nodes\/([^/]+)\/progress$/);
+      if (g && req.method === 'POST') {
         const n = this.known(g[1]!);
         const p = ProgressBody.parse(await readJson(req));
         await this.store.update(n.registration.id, (s) => s.progress.push({ at: new Date().toISOString(), ...p }));
         this.o.log.info(`deployer: ${n.registration.id} ${p.stage}${p.detail ? ` (${p.detail})` : ''}`);
         return send(200, { ok: true });
       }
-      if ((g = m(/^\/api\/v1\/nodes\/([^/]+)\/desired-system$/))) {
+      g = m(/^\/api\/v1\/nodes\/([^/]+)\/desired-system$/);
+      if (g) {
         const n = this.known(g[1]!);
         if (req.method === 'GET') return this.desiredSystem(n, send);
         const r = DesiredReport.parse(await readJson(req));
         const { state, system, ...detail } = r;
-        await this.store.update(n.registration.id, (s) => (s.desiredSystem = { state, system, at: new Date().toISOString(), detail }));
+        await this.store.update(n.registration.id, (s) => {
+          s.desiredSystem = { state, system, at: new Date().toISOString(), detail };
+        });
         this.o.log.info(`deployer: ${n.registration.id} desired system ${system} ${state}`);
         return send(200, { ok: true });
       }
-      if (req.method === 'GET' && (g = m(/^\/api\/v1\/(bundles|systems)\/([a-z0-9-]+)\.tar\.gz$/))) {
+      g = m(/^\/api\/v1\/(bundles|systems)\/([a-z0-9-]+)\.tar\.gz$/);
+      if (req.method === 'GET' && g) {
         const file = path.join(this.o.artifacts, g[1]!, `${g[2]}.tar.gz`);
         if (!existsSync(file)) throw new HttpError(404, `no ${g[1]} ${g[2]}`);
         res.writeHead(200, { 'content-type': 'application/gzip' });
@@ -112,7 +120,10 @@ export class Deployer {
       throw new HttpError(404, `no route ${req.method} ${url.pathname}`);
     } catch (err) {
       const status = err instanceof HttpError ? err.status : err instanceof z.ZodError ? 400 : 500;
-      const message = err instanceof z.ZodError ? err.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ') : (err as Error).message;
+      const message =
+        err instanceof z.ZodError
+          ? err.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ')
+          : (err as Error).message;
       if (status >= 500) this.o.log.error(`deployer: ${req.method} ${url.pathname}: ${message}`);
       else this.o.log.warn(`deployer: ${req.method} ${url.pathname} -> ${status}: ${message}`);
       send(status, { error: message });
@@ -125,23 +136,36 @@ export class Deployer {
     return n;
   }
 
-  private async phoneHome(req: http.IncomingMessage, send: (s: number, b: Record<string, unknown>, e?: Record<string, string>) => void): Promise<void> {
+  private async phoneHome(
+    req: http.IncomingMessage,
+    send: (s: number, b: Record<string, unknown>, e?: Record<string, string>) => void,
+  ): Promise<void> {
     const body = PhoneHome.parse(await readJson(req));
     const n = this.store.byMachine(body.machine_id);
     if (!n) throw new HttpError(404, `machine "${body.machine_id}" is not pre-registered`);
     const id = n.registration.id;
     const plan = this.o.contract.classes[n.registration.class]!.install_plan;
-    await this.store.update(id, (s) => s.phoneHomes.push({ at: new Date().toISOString(), machine_id: body.machine_id, mac: body.mac, remote: req.socket.remoteAddress }));
+    await this.store.update(id, (s) =>
+      s.phoneHomes.push({ at: new Date().toISOString(), machine_id: body.machine_id, mac: body.mac, remote: req.socket.remoteAddress }),
+    );
     const bundleUrl = `${this.url}/api/v1/bundles/${plan.profile}.tar.gz`;
     this.o.log.info(`deployer: phone-home from ${body.machine_id} -> ${id}: install ${plan.profile} onto ${plan.disk}`);
-    send(200, { node_id: id, install_plan: plan, bundle_url: bundleUrl }, { NODE_ID: id, INSTALL_PROFILE: plan.profile, INSTALL_DISK: plan.disk, BUNDLE_URL: bundleUrl });
+    send(
+      200,
+      { node_id: id, install_plan: plan, bundle_url: bundleUrl },
+      { NODE_ID: id, INSTALL_PROFILE: plan.profile, INSTALL_DISK: plan.disk, BUNDLE_URL: bundleUrl },
+    );
   }
 
   private desiredSystem(n: NodeState, send: (s: number, b: Record<string, unknown>, e?: Record<string, string>) => void): void {
     const d = n.registration.desired_system;
     if (!d) throw new HttpError(404, `${n.registration.id} has no desired system`);
     const systemUrl = `${this.url}/api/v1/systems/${d.target_system}.tar.gz`;
-    send(200, { ...d, system_url: systemUrl }, { TARGET_SYSTEM: d.target_system, SYSTEM_URL: systemUrl, HEALTH_CHECK: d.health_check, HEALTH_TIMEOUT_S: String(d.health_timeout_s) });
+    send(
+      200,
+      { ...d, system_url: systemUrl },
+      { TARGET_SYSTEM: d.target_system, SYSTEM_URL: systemUrl, HEALTH_CHECK: d.health_check, HEALTH_TIMEOUT_S: String(d.health_timeout_s) },
+    );
   }
 }
 

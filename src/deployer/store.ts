@@ -11,7 +11,12 @@ const NodeState = z.object({
   registeredAt: z.string(),
   phoneHomes: z.array(z.object({ at: z.string(), machine_id: z.string(), mac: z.string().optional(), remote: z.string().optional() })),
   progress: z.array(Progress),
-  desiredSystem: z.object({ state: z.enum(['pending', 'active', 'rolled-back']), system: z.string().optional(), at: z.string().optional(), detail: z.record(z.string(), z.unknown()).optional() }),
+  desiredSystem: z.object({
+    state: z.enum(['pending', 'active', 'rolled-back']),
+    system: z.string().optional(),
+    at: z.string().optional(),
+    detail: z.record(z.string(), z.unknown()).optional(),
+  }),
 });
 export type NodeState = z.infer<typeof NodeState>;
 
@@ -51,7 +56,13 @@ export class DeployerStore {
   async register(reg: NodeRegistration): Promise<'created' | 'unchanged' | 'replaced'> {
     const prior = this.data.nodes[reg.id];
     if (prior && JSON.stringify(prior.registration) === JSON.stringify(reg)) return 'unchanged';
-    this.data.nodes[reg.id] = { registration: reg, registeredAt: new Date().toISOString(), phoneHomes: [], progress: [], desiredSystem: { state: 'pending' } };
+    this.data.nodes[reg.id] = {
+      registration: reg,
+      registeredAt: new Date().toISOString(),
+      phoneHomes: [],
+      progress: [],
+      desiredSystem: { state: 'pending' },
+    };
     await this.save();
     return prior ? 'replaced' : 'created';
   }

@@ -1,5 +1,5 @@
-import type { RunRecord } from '../core/run-record.js';
 import { errorMessage } from '../core/errors.js';
+import type { RunRecord } from '../core/run-record.js';
 
 /** Jepsen's fault protocol: invoke breaks something, heal undoes it; both land in the run's history. */
 export interface Fault {

@@ -16,7 +16,7 @@ export interface Injection {
 export const INJECTIONS = {
   'unit-masked': 'mask and stop iam on the second control-plane node (readiness must fail)',
   'flaredb-standby-stopped': 'stop flaredb on the last standby (control-plane formation must fail)',
-  'iam-wrong-key': 'make the last control-plane node\'s iam verify with a different key (iam step must fail)',
+  'iam-wrong-key': "make the last control-plane node's iam verify with a different key (iam step must fail)",
 } as const;
 export type InjectionName = keyof typeof INJECTIONS;
 
@@ -27,19 +27,32 @@ export function makeInjection(cluster: Cluster, name: string): Injection {
   const sh = (node: string, cmd: string) => cluster.sh(node, cmd).then(() => undefined);
   // A restarted Node service takes seconds to listen under TCG: wait for its health endpoint.
   const restartIam = (node: string, env: string) =>
-    sh(node, `echo '${env}' > /etc/ultracloud/iam.env && systemctl restart iam.service && for i in $(seq 120); do curl -sf -o /dev/null http://127.0.0.1:8080/health && exit 0; sleep 0.5; done; echo 'iam did not come back' >&2; exit 1`);
+    sh(
+      node,
+      `echo '${env}' > /etc/ultracloud/iam.env && systemctl restart iam.service && for i in $(seq 120); do curl -sf -o /dev/null http://127.0.0.1:8080/health && exit 0; sleep 0.5; done; echo 'iam did not come back' >&2; exit 1`,
+    );
   switch (name as InjectionName) {
     case 'unit-masked': {
       const node = cps[1]!;
       return {
         before: 'readiness',
-        fault: { name: 'inject unit-masked', targets: [node], invoke: () => sh(node, 'systemctl mask --now iam.service'), heal: () => sh(node, 'systemctl unmask iam.service && systemctl start iam.service') },
+        fault: {
+          name: 'inject unit-masked',
+          targets: [node],
+          invoke: () => sh(node, 'systemctl mask --now iam.service'),
+          heal: () => sh(node, 'systemctl unmask iam.service && systemctl start iam.service'),
+        },
       };
     }
     case 'flaredb-standby-stopped':
       return {
         before: 'control-plane-formation',
-        fault: { name: 'inject flaredb-standby-stopped', targets: [last], invoke: () => sh(last, 'systemctl stop flaredb.service'), heal: () => sh(last, 'systemctl start flaredb.service') },
+        fault: {
+          name: 'inject flaredb-standby-stopped',
+          targets: [last],
+          invoke: () => sh(last, 'systemctl stop flaredb.service'),
+          heal: () => sh(last, 'systemctl start flaredb.service'),
+        },
       };
     case 'iam-wrong-key':
       return {

@@ -3,9 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { errorMessage } from '../core/errors.js';
-import { NIX_FLAGS, parseNixVersion, type NixVersion } from '../images/nix-flake.js';
-import { accelVerdict, type AccelVerdict } from '../vm/accel-probe.js';
-import { TOOLS, which, type ToolName } from './tools.js';
+import { NIX_FLAGS, type NixVersion, parseNixVersion } from '../images/nix-flake.js';
+import { type AccelVerdict, accelVerdict } from '../vm/accel-probe.js';
+import { TOOLS, type ToolName, which } from './tools.js';
 
 export interface ToolCheck {
   tool: string;
@@ -38,7 +38,8 @@ export async function checkTools(imageSource: 'lab' | 'nix'): Promise<ToolCheck[
 }
 
 export async function nixFacts(): Promise<DoctorReport['nix']> {
-  if (!(await which('nix'))) return { present: false, version: null, flakes: false, printOutPaths: false, detail: 'nix not installed (apt-get install nix-bin)' };
+  if (!(await which('nix')))
+    return { present: false, version: null, flakes: false, printOutPaths: false, detail: 'nix not installed (apt-get install nix-bin)' };
   const v = await execa('nix', ['--version'], { reject: false });
   let parsed: NixVersion;
   try {
@@ -54,7 +55,9 @@ export async function nixFacts(): Promise<DoctorReport['nix']> {
     version,
     flakes: ok,
     printOutPaths,
-    detail: ok ? `nix ${version}: nix-command and flakes usable` : `nix ${version}: evaluation failed: ${String(flakes.stderr).split('\n').pop()}`,
+    detail: ok
+      ? `nix ${version}: nix-command and flakes usable`
+      : `nix ${version}: evaluation failed: ${String(flakes.stderr).split('\n').pop()}`,
   };
 }
 
@@ -78,7 +81,13 @@ function memAvailableMiB(): number {
   return m ? Math.round(Number(m[1]) / 1024) : Math.round(os.freemem() / 1048576);
 }
 
-export async function runDoctor(opts: { workRoot: string; imageSource: 'lab' | 'nix'; refreshProbe?: boolean; minFreeGiB?: number; minAvailableMiB?: number }): Promise<DoctorReport> {
+export async function runDoctor(opts: {
+  workRoot: string;
+  imageSource: 'lab' | 'nix';
+  refreshProbe?: boolean;
+  minFreeGiB?: number;
+  minAvailableMiB?: number;
+}): Promise<DoctorReport> {
   const minFreeGiB = opts.minFreeGiB ?? 10;
   const minAvailableMiB = opts.minAvailableMiB ?? 6144;
   const [tools, nix, disk, accel] = await Promise.all([
@@ -92,21 +101,37 @@ export async function runDoctor(opts: { workRoot: string; imageSource: 'lab' | '
   const diskCheck = { ...disk, freeGiB: Math.round(disk.freeGiB * 10) / 10, minFreeGiB, ok: disk.freeGiB >= minFreeGiB };
   const missingPackages = [...new Set(tools.filter((t) => !t.ok).map((t) => t.package))];
   const requiredOk = tools.every((t) => t.ok || !t.required) && (opts.imageSource !== 'nix' || nix.flakes);
-  return { ok: requiredOk && diskCheck.ok && memory.ok && (accel.kvm.usable || accel.tcg.usable), tools, nix, disk: diskCheck, memory, accel, missingPackages };
+  return {
+    ok: requiredOk && diskCheck.ok && memory.ok && (accel.kvm.usable || accel.tcg.usable),
+    tools,
+    nix,
+    disk: diskCheck,
+    memory,
+    accel,
+    missingPackages,
+  };
 }
 
 export function renderDoctor(r: DoctorReport): string {
   const mark = (ok: boolean, required = true) => (ok ? 'ok  ' : required ? 'MISS' : 'warn');
   const lines = ['tools:'];
-  for (const t of r.tools) lines.push(`  [${mark(t.ok, t.required)}] ${t.tool.padEnd(20)} ${t.ok ? t.path : `missing: apt-get install ${t.package}`}  (${t.neededFor}${t.required ? '' : ', optional for this profile'})`);
-  lines.push(`nix:    ${r.nix.detail}${r.nix.present ? `; --print-out-paths ${r.nix.printOutPaths ? 'available' : 'unavailable (harness uses --json)'}` : ''}`);
+  for (const t of r.tools)
+    lines.push(
+      `  [${mark(t.ok, t.required)}] ${t.tool.padEnd(20)} ${t.ok ? t.path : `missing: apt-get install ${t.package}`}  (${t.neededFor}${t.required ? '' : ', optional for this profile'})`,
+    );
+  lines.push(
+    `nix:    ${r.nix.detail}${r.nix.present ? `; --print-out-paths ${r.nix.printOutPaths ? 'available' : 'unavailable (harness uses --json)'}` : ''}`,
+  );
   lines.push(`disk:   [${mark(r.disk.ok)}] ${r.disk.freeGiB} GiB free under ${r.disk.path} (want >= ${r.disk.minFreeGiB} GiB)`);
-  lines.push(`memory: [${mark(r.memory.ok)}] ${r.memory.availableMiB} MiB available of ${r.memory.totalMiB} MiB (want >= ${r.memory.minAvailableMiB} MiB)`);
+  lines.push(
+    `memory: [${mark(r.memory.ok)}] ${r.memory.availableMiB} MiB available of ${r.memory.totalMiB} MiB (want >= ${r.memory.minAvailableMiB} MiB)`,
+  );
   const a = r.accel;
   lines.push(`kvm:    ${a.kvm.usable ? 'usable' : 'unusable'} (${a.kvm.reason})${a.cached ? ' [cached for this boot]' : ''}`);
   lines.push(`tcg:    ${a.tcg.usable ? 'usable' : 'unusable'} (${a.tcg.reason})`);
   lines.push(`accel:  ${a.chosen}${a.chosen === 'tcg' ? ' (auto picks tcg: the KVM probe failed; guests boot in ~45 s each)' : ''}`);
-  if (r.missingPackages.length) lines.push(`fix:    apt-get install -y ${r.missingPackages.join(' ')}   (or: ultracloud doctor --fix, as root)`);
+  if (r.missingPackages.length)
+    lines.push(`fix:    apt-get install -y ${r.missingPackages.join(' ')}   (or: ultracloud doctor --fix, as root)`);
   lines.push(r.ok ? 'doctor: host is ready' : 'doctor: host is NOT ready (see MISS lines above)');
   return lines.join('\n');
 }

@@ -14,7 +14,7 @@ export async function buildImages(
   profile: LoadedProfile,
   paths: ClusterPaths,
   log: Logger,
-  opts: { force?: boolean; /** every line the builder prints (nix's transcript) */ transcript?: (line: string) => void } = {},
+  opts: { force?: boolean /** every line the builder prints (nix's transcript) */; transcript?: (line: string) => void } = {},
 ): Promise<BuiltImages> {
   let built: BuiltImages;
   switch (profile.image.source) {
@@ -33,7 +33,9 @@ export async function buildImages(
 /** Old builds cost a GiB each: keep the new one, the previous one, and any a node disk still sits on. */
 async function pruneImages(paths: ClusterPaths, newest: string, log: Logger): Promise<void> {
   const inUse = new Set<string>();
-  const stateDirs = (await fs.readdir(path.dirname(paths.state)).catch(() => [] as string[])).filter((d) => d.startsWith('state')).map((d) => path.join(path.dirname(paths.state), d));
+  const stateDirs = (await fs.readdir(path.dirname(paths.state)).catch(() => [] as string[]))
+    .filter((d) => d.startsWith('state'))
+    .map((d) => path.join(path.dirname(paths.state), d));
   for (const dir of new Set([...stateDirs, paths.state])) for (const r of await nodeRecords(dir)) inUse.add(r.image);
   await pruneBuilds(paths.images, newest, inUse, log);
 }

@@ -6,8 +6,8 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { formatZodIssues } from '../config/load-profile.js';
 import type { LoadedProfile } from '../config/profile.js';
-import { UsageError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/atomic.js';
+import { UsageError } from '../core/errors.js';
 import { seconds } from '../core/time.js';
 import { requireTools } from '../host/tools.js';
 import { hashTree } from './content-hash.js';
@@ -70,7 +70,9 @@ export async function labImageById(profile: LoadedProfile, imagesDir: string, id
   try {
     manifest = ImageManifest.parse(JSON.parse(await fs.readFile(path.join(dir, 'manifest.json'), 'utf8')));
   } catch {
-    throw new UsageError(`image ${id} is no longer in ${imagesDir}; the node cannot be restarted on its disk (ultracloud clean, then start)`);
+    throw new UsageError(
+      `image ${id} is no longer in ${imagesDir}; the node cannot be restarted on its disk (ultracloud clean, then start)`,
+    );
   }
   const a = artifactsFrom(dir, manifest);
   return { id, reused: true, nodes: Object.fromEntries(profile.nodes.map((n) => [n.name, a])) };
@@ -122,7 +124,12 @@ async function runWithProgress(log: Logger, label: string, cmd: string, args: st
  * Build (or reuse) the lab base image: mmdebstrap rootfs + overlay -> ext4 -> read-only qcow2,
  * cached under <images>/<content hash>/. Every node boots the same base through its own overlay.
  */
-export async function buildLabImage(profile: LoadedProfile, imagesDir: string, log: Logger, opts: { force?: boolean } = {}): Promise<BuiltImages> {
+export async function buildLabImage(
+  profile: LoadedProfile,
+  imagesDir: string,
+  log: Logger,
+  opts: { force?: boolean } = {},
+): Promise<BuiltImages> {
   if (profile.image.source !== 'lab') throw new Error('buildLabImage called for a non-lab profile');
   const recipeDir = path.resolve(profile.dir, profile.image.recipe);
   const recipe = await loadRecipe(recipeDir);
@@ -136,7 +143,8 @@ export async function buildLabImage(profile: LoadedProfile, imagesDir: string, l
     return { id: hash, reused: true, nodes: nodesFor(artifactsFrom(outDir, cached.manifest)) };
   }
   await requireTools('mmdebstrap', 'mkfs.ext4', 'qemu-img');
-  if (process.getuid?.() !== 0) throw new UsageError('building the lab image needs root (mmdebstrap and mkfs.ext4 -d must preserve file ownership)');
+  if (process.getuid?.() !== 0)
+    throw new UsageError('building the lab image needs root (mmdebstrap and mkfs.ext4 -d must preserve file ownership)');
 
   const t0 = Date.now();
   await fs.mkdir(imagesDir, { recursive: true });
@@ -160,7 +168,8 @@ export async function buildLabImage(profile: LoadedProfile, imagesDir: string, l
     const boot = await fs.readdir(path.join(rootfs, 'boot'));
     const kernel = boot.find((f) => f.startsWith('vmlinuz-'));
     const initrd = boot.find((f) => f.startsWith('initrd.img-'));
-    if (!kernel || !initrd) throw new Error(`no kernel/initrd in the rootfs /boot (found: ${boot.join(', ')}); is linux-image-* in the recipe?`);
+    if (!kernel || !initrd)
+      throw new Error(`no kernel/initrd in the rootfs /boot (found: ${boot.join(', ')}); is linux-image-* in the recipe?`);
     await fs.copyFile(path.join(rootfs, 'boot', kernel), path.join(tmp, 'vmlinuz'));
     await fs.copyFile(path.join(rootfs, 'boot', initrd), path.join(tmp, 'initrd.img'));
     const raw = path.join(tmp, 'base.raw');
@@ -170,7 +179,10 @@ export async function buildLabImage(profile: LoadedProfile, imagesDir: string, l
     await fs.rm(rootfs, { recursive: true, force: true });
     await fs.chmod(path.join(tmp, 'base.qcow2'), 0o444);
     const manifest: ImageManifest = {
-      hash, builtAt: new Date().toISOString(), buildSeconds: Math.round((Date.now() - t0) / 1000), recipe,
+      hash,
+      builtAt: new Date().toISOString(),
+      buildSeconds: Math.round((Date.now() - t0) / 1000),
+      recipe,
       files: { baseDisk: 'base.qcow2', kernel: 'vmlinuz', initrd: 'initrd.img' },
     };
     await writeFileAtomic(path.join(tmp, 'manifest.json'), JSON.stringify(manifest, null, 2));
@@ -191,7 +203,11 @@ async function customizeRootfs(rootfs: string, recipeDir: string, recipe: LabRec
   await fs.writeFile(path.join(rootfs, 'etc/fstab'), '/dev/vda / ext4 rw,noatime 0 1\n');
   const ctl = (verb: string, units: string[]) =>
     units.length ? execa('systemctl', [`--root=${rootfs}`, verb, ...units], { reject: false }) : undefined;
-  for (const [verb, units] of [['enable', recipe.enableUnits], ['disable', recipe.disableUnits], ['mask', recipe.maskUnits]] as const) {
+  for (const [verb, units] of [
+    ['enable', recipe.enableUnits],
+    ['disable', recipe.disableUnits],
+    ['mask', recipe.maskUnits],
+  ] as const) {
     const r = await ctl(verb, units);
     if (r && r.exitCode !== 0 && verb === 'enable') throw new Error(`systemctl --root enable ${units.join(' ')} failed: ${r.stderr}`);
   }

@@ -20,7 +20,8 @@ export function parseNixVersion(text: string): NixVersion {
   const m = /(\d+)\.(\d+)(?:\.(\d+))?/.exec(text);
   if (!m) throw new UsageError(`cannot read a version from \`nix --version\`: ${text.trim()}`);
   const [major, minor] = [Number(m[1]), Number(m[2])];
-  if (major < 2 || (major === 2 && minor < 4)) throw new UsageError(`nix ${m[0]} has no flakes; the nix image provider needs nix >= 2.4 (Debian 12's nix-bin is 2.8)`);
+  if (major < 2 || (major === 2 && minor < 4))
+    throw new UsageError(`nix ${m[0]} has no flakes; the nix image provider needs nix >= 2.4 (Debian 12's nix-bin is 2.8)`);
   return { version: m[0], printOutPaths: major > 2 || minor >= 9 };
 }
 
@@ -59,7 +60,8 @@ export function localFlakeRef(dir: string): string {
 const SCHEME = /^[a-z][a-z0-9+]*:/;
 
 export function nixSource(profile: LoadedProfile): NixImageSource {
-  if (profile.image.source !== 'nix') throw new UsageError(`profile ${profile.name} builds its images with "${profile.image.source}", not nix`);
+  if (profile.image.source !== 'nix')
+    throw new UsageError(`profile ${profile.name} builds its images with "${profile.image.source}", not nix`);
   return profile.image;
 }
 
@@ -84,7 +86,8 @@ export function flakeTarget(profile: LoadedProfile, env: NodeJS.ProcessEnv = pro
   }
   if (SCHEME.test(src.flake)) return { src, flake: src.flake, localDir: null, overrides };
   const dir = path.resolve(profile.dir, src.flake);
-  if (!existsSync(path.join(dir, 'flake.nix'))) throw new UsageError(`profile ${profile.name}: image.flake ${src.flake} -> ${dir} has no flake.nix`);
+  if (!existsSync(path.join(dir, 'flake.nix')))
+    throw new UsageError(`profile ${profile.name}: image.flake ${src.flake} -> ${dir} has no flake.nix`);
   return { src, flake: `path:${dir}`, localDir: dir, overrides };
 }
 
@@ -110,7 +113,12 @@ const nixName = (n: string) => JSON.stringify(n).replace(/\$\{/g, '\\${');
  * requested attribute's drvPath. Missing attributes and `throw`s are caught per attribute so
  * the error names it; anything uncatchable fails the eval and is retried one by one.
  */
-export async function evalDrvPaths(flake: string, overrides: Record<string, string>, attrs: Record<string, string>, log: Logger): Promise<Record<string, string>> {
+export async function evalDrvPaths(
+  flake: string,
+  overrides: Record<string, string>,
+  attrs: Record<string, string>,
+  log: Logger,
+): Promise<Record<string, string>> {
   const groups = new Map<string, [string, string[]][]>();
   for (const [label, attr] of Object.entries(attrs)) {
     const [top, ...rest] = attrNames(attr);
@@ -147,10 +155,17 @@ export async function evalDrvPaths(flake: string, overrides: Record<string, stri
 
 /** Evaluate one attribute's drvPath on its own (the precise error message, named). */
 export async function evalDrvPath(flake: string, overrides: Record<string, string>, attr: string, label: string): Promise<string> {
-  const r = await execa('nix', [...NIX_FLAGS, 'eval', '--raw', ...overrideArgs(overrides), `${flake}#${attr}`, '--apply', 'd: d.drvPath'], { reject: false, stdin: 'ignore' });
+  const r = await execa('nix', [...NIX_FLAGS, 'eval', '--raw', ...overrideArgs(overrides), `${flake}#${attr}`, '--apply', 'd: d.drvPath'], {
+    reject: false,
+    stdin: 'ignore',
+  });
   if (r.exitCode !== 0) {
     const err = String(r.stderr);
-    const first = err.split('\n').find((l) => l.startsWith('error:'))?.replace(/^error:\s*/, '') ?? 'nix eval failed';
+    const first =
+      err
+        .split('\n')
+        .find((l) => l.startsWith('error:'))
+        ?.replace(/^error:\s*/, '') ?? 'nix eval failed';
     throw new CheckFailed(`${label}: ${attr} does not evaluate: ${first}${inputHint(err)}\n${tail(err, 15)}`);
   }
   return String(r.stdout).trim();
@@ -178,11 +193,25 @@ export async function nixBuild(
 ): Promise<Map<string, string>> {
   const { maxJobs, cores } = nixParallelism();
   const args = [
-    ...NIX_FLAGS, 'build', '--no-link', '--json', '--print-build-logs',
-    '--max-jobs', String(maxJobs), '--cores', String(cores), '--option', 'builders', '',
-    ...overrideArgs(o.overrides), ...installables,
+    ...NIX_FLAGS,
+    'build',
+    '--no-link',
+    '--json',
+    '--print-build-logs',
+    '--max-jobs',
+    String(maxJobs),
+    '--cores',
+    String(cores),
+    '--option',
+    'builders',
+    '',
+    ...overrideArgs(o.overrides),
+    ...installables,
   ];
-  o.log.info({ argv: ['nix', ...args] }, `nix build: ${installables.length} output(s) in one invocation (max-jobs ${maxJobs}, cores ${cores}, local builders only)`);
+  o.log.info(
+    { argv: ['nix', ...args] },
+    `nix build: ${installables.length} output(s) in one invocation (max-jobs ${maxJobs}, cores ${cores}, local builders only)`,
+  );
   const child = execa('nix', args, { reject: false, stdin: 'ignore', buffer: { stdout: true, stderr: false } });
   const logLines: string[] = [];
   let partial = '';
@@ -208,7 +237,9 @@ export async function nixBuild(
 }
 
 async function describeBuildFailure(lines: string[], drvPaths: Record<string, string>): Promise<string> {
-  const failed = [...new Set(lines.flatMap((l) => [...l.matchAll(/builder for '(\/nix\/store\/[^']+\.drv)' failed[^\n]*/g)].map((m) => m[1]!)))];
+  const failed = [
+    ...new Set(lines.flatMap((l) => [...l.matchAll(/builder for '(\/nix\/store\/[^']+\.drv)' failed[^\n]*/g)].map((m) => m[1]!))),
+  ];
   if (failed.length === 0) return `nix build failed:\n${tail(lines.join('\n'), 25)}`;
   const closures = new Map<string, Set<string>>();
   for (const [label, drv] of Object.entries(drvPaths)) {
@@ -218,7 +249,10 @@ async function describeBuildFailure(lines: string[], drvPaths: Record<string, st
   return failed
     .map((drv) => {
       const owners = [...closures].filter(([label, c]) => drvPaths[label] === drv || c.has(drv)).map(([label]) => label);
-      const name = path.basename(drv).replace(/^[a-z0-9]{32}-/, '').replace(/\.drv$/, '');
+      const name = path
+        .basename(drv)
+        .replace(/^[a-z0-9]{32}-/, '')
+        .replace(/\.drv$/, '');
       const own = lines.filter((l) => l.startsWith(`${name}> `)).slice(-20);
       const why = lines.find((l) => l.includes(drv) && l.includes('failed')) ?? '';
       return `${owners.length ? owners.join(', ') : 'no node'}: derivation ${name} failed (${why.replace(/^error: /, '').trim()})\n--- last lines of its build log (nix log ${drv}) ---\n${own.join('\n') || '(no output)'}`;

@@ -69,9 +69,17 @@ export async function evalGuards(profile: LoadedProfile, log: Logger): Promise<R
 }
 
 /** Realise every guarded output in ONE nix build (after they all evaluated). */
-export async function buildGuards(profile: LoadedProfile, evaluated: Record<string, GuardOutput>, log: Logger, transcript?: (line: string) => void): Promise<Record<string, GuardOutput>> {
+export async function buildGuards(
+  profile: LoadedProfile,
+  evaluated: Record<string, GuardOutput>,
+  log: Logger,
+  transcript?: (line: string) => void,
+): Promise<Record<string, GuardOutput>> {
   const { flake, overrides } = flakeTarget(profile);
   const drvPaths = Object.fromEntries(Object.entries(evaluated).map(([l, g]) => [l, g.drvPath]));
-  const outByDrv = await nixBuild(Object.values(evaluated).map((g) => `${flake}#${g.attribute}`), { overrides, drvPaths, log, transcript });
+  const outByDrv = await nixBuild(
+    Object.values(evaluated).map((g) => `${flake}#${g.attribute}`),
+    { overrides, drvPaths, log, transcript },
+  );
   return Object.fromEntries(Object.entries(evaluated).map(([l, g]) => [l, { ...g, out: outByDrv.get(g.drvPath) }]));
 }

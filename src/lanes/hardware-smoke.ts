@@ -1,15 +1,15 @@
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { loadInstallContract } from '../config/install-contract.js';
-import type { LoadedProfile } from '../config/profile.js';
-import { CheckFailed, UsageError, errorMessage } from '../core/errors.js';
-import type { RunRecord, StepContext } from '../core/run-record.js';
-import { seconds } from '../core/time.js';
 import { buildLabInstaller } from '../baremetal/lab-installer.js';
 import { FAILURE_MARKERS, INSTALL_SEQUENCE, MARKER_PREFIX, MarkerTracker } from '../baremetal/markers.js';
 import { RedfishClient, redfishConfigFromEnv } from '../baremetal/redfish.js';
 import { writeImageToDevice } from '../baremetal/usb.js';
-import { runSteps, type LaneStep } from './lane.js';
+import { loadInstallContract } from '../config/install-contract.js';
+import type { LoadedProfile } from '../config/profile.js';
+import { CheckFailed, errorMessage, UsageError } from '../core/errors.js';
+import type { RunRecord, StepContext } from '../core/run-record.js';
+import { seconds } from '../core/time.js';
+import { type LaneStep, runSteps } from './lane.js';
 
 /**
  * hardware-smoke: the same install route as baremetal-iso, on a physical machine.
@@ -19,7 +19,10 @@ import { runSteps, type LaneStep } from './lane.js';
  */
 export type Transport = { kind: 'none' } | { kind: 'usb'; device: string } | { kind: 'redfish'; bmc?: string; isoUrl: string };
 
-export function transportFrom(o: { transport?: string; device?: string; bmc?: string; isoUrl?: string }, env: NodeJS.ProcessEnv = process.env): Transport {
+export function transportFrom(
+  o: { transport?: string; device?: string; bmc?: string; isoUrl?: string },
+  env: NodeJS.ProcessEnv = process.env,
+): Transport {
   const kind = o.transport ?? env.ULTRACLOUD_HW_TRANSPORT ?? 'none';
   if (kind === 'none') return { kind };
   if (kind === 'usb') {
@@ -29,7 +32,8 @@ export function transportFrom(o: { transport?: string; device?: string; bmc?: st
   }
   if (kind === 'redfish') {
     const isoUrl = o.isoUrl ?? env.ULTRACLOUD_HW_ISO_URL;
-    if (!isoUrl) throw new UsageError('redfish transport needs --iso-url (or ULTRACLOUD_HW_ISO_URL): where the BMC fetches the installer ISO from');
+    if (!isoUrl)
+      throw new UsageError('redfish transport needs --iso-url (or ULTRACLOUD_HW_ISO_URL): where the BMC fetches the installer ISO from');
     return { kind, bmc: o.bmc, isoUrl };
   }
   throw new UsageError(`unknown transport "${kind}" (none, usb, redfish)`);
@@ -40,7 +44,12 @@ export function installerKernelParams(profileDir: string, cmdline: string): stri
   const cfg = readFileSync(path.join(profileDir, 'baremetal/guest/grub.cfg'), 'utf8');
   const line = cfg.split('\n').find((l) => l.includes('ultracloud.installer=1'));
   if (!line) throw new Error('grub.cfg has no installer entry');
-  return line.trim().replace(/^linux\s+\S+\s+/, '').replace('@CMDLINE@', cmdline).replace(/\s+/g, ' ').trim();
+  return line
+    .trim()
+    .replace(/^linux\s+\S+\s+/, '')
+    .replace('@CMDLINE@', cmdline)
+    .replace(/\s+/g, ' ')
+    .trim();
 }
 
 export interface HardwareOptions {
@@ -79,8 +88,11 @@ function preflightSteps(o: HardwareOptions, state: { iso?: string; params?: stri
         const { contract } = loadInstallContract(profile.dir);
         state.params = installerKernelParams(profile.dir, cmdline || 'ultracloud.deployer=http://<deployer-host>:<port>');
         await step.evidence('kernel-params.txt', `${state.params}\n`);
-        await step.evidence('expected-markers.txt', INSTALL_SEQUENCE.map((m) => `${MARKER_PREFIX} ${m}`).join('\n') + '\n');
-        await step.evidence('failure-markers.txt', `${MARKER_PREFIX} FAIL <stage> <reason>\n${MARKER_PREFIX} desired-system-rolled-back <detail>\n`);
+        await step.evidence('expected-markers.txt', `${INSTALL_SEQUENCE.map((m) => `${MARKER_PREFIX} ${m}`).join('\n')}\n`);
+        await step.evidence(
+          'failure-markers.txt',
+          `${MARKER_PREFIX} FAIL <stage> <reason>\n${MARKER_PREFIX} desired-system-rolled-back <detail>\n`,
+        );
         await step.evidence('handoff.md', handoff(o, state, contract.classes));
         return `kernel parameters, ${INSTALL_SEQUENCE.length} expected markers, ${FAILURE_MARKERS.length} failure markers, operator handoff`;
       },
@@ -88,13 +100,19 @@ function preflightSteps(o: HardwareOptions, state: { iso?: string; params?: stri
   ];
 }
 
-function handoff(o: HardwareOptions, state: { iso?: string; params?: string }, classes: Record<string, { install_plan: { profile: string; disk: string } }>): string {
-  const disks = Object.entries(classes).map(([k, c]) => `- class \`${k}\`: installs \`${c.install_plan.profile}\` onto \`${c.install_plan.disk}\``).join('\n');
+function handoff(
+  o: HardwareOptions,
+  state: { iso?: string; params?: string },
+  classes: Record<string, { install_plan: { profile: string; disk: string } }>,
+): string {
+  const disks = Object.entries(classes)
+    .map(([k, c]) => `- class \`${k}\`: installs \`${c.install_plan.profile}\` onto \`${c.install_plan.disk}\``)
+    .join('\n');
   return `# Hardware handoff
 
 Installer image: \`${state.iso}\`
 
-Kernel parameters (already in the ISO's menu${o.deployerUrl ? '' : '; no deployer URL was given: press \`e\` at the GRUB menu and set ultracloud.deployer, or rerun preflight with --deployer-url'}):
+Kernel parameters (already in the ISO's menu${o.deployerUrl ? '' : '; no deployer URL was given: press `e` at the GRUB menu and set ultracloud.deployer, or rerun preflight with --deployer-url'}):
 
     ${state.params}
 
@@ -130,7 +148,10 @@ export async function runHardwarePreflight(rec: RunRecord, o: HardwareOptions) {
     {
       name: 'transport',
       run: async (step) => {
-        await step.evidence('transport.json', json(o.transport.kind === 'none' ? { state: 'blocked', reason: 'no transport' } : { state: 'configured', ...o.transport }));
+        await step.evidence(
+          'transport.json',
+          json(o.transport.kind === 'none' ? { state: 'blocked', reason: 'no transport' } : { state: 'configured', ...o.transport }),
+        );
         if (o.transport.kind === 'none') {
           rec.event('info', 'blocked: no transport', { hint: 'set --transport usb|redfish (or ULTRACLOUD_HW_TRANSPORT) to run' });
           return 'blocked: no transport (handoff written; run with --transport usb|redfish when one is available)';
@@ -181,7 +202,9 @@ function captureStep(log: string, follow: boolean, timeoutMs: number): LaneStep 
         return `all ${INSTALL_SEQUENCE.length} markers in order in ${log}: ${tracker.seen.map((s) => s.name).join(' -> ')}`;
       } catch (err) {
         const next = INSTALL_SEQUENCE.find((m) => !tracker.seen.some((s) => s.name === m));
-        throw new CheckFailed(`${errorMessage(err).replace('the deadline passed', follow ? `no ${next} within ${seconds(timeoutMs)}` : `the log ends before ${next}`)}`);
+        throw new CheckFailed(
+          `${errorMessage(err).replace('the deadline passed', follow ? `no ${next} within ${seconds(timeoutMs)}` : `the log ends before ${next}`)}`,
+        );
       } finally {
         await tracker.stop();
         await step.evidence('markers.json', json(tracker.seen));

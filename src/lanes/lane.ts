@@ -1,17 +1,21 @@
 import type { RunResult } from '../config/result.js';
 import { errorMessage } from '../core/errors.js';
-import { RunRecord, type StepContext } from '../core/run-record.js';
+import type { RunRecord, StepContext } from '../core/run-record.js';
 
 export interface LaneStep {
   name: string;
-  run(ctx: StepContext): Promise<string | void>;
+  run(ctx: StepContext): Promise<string | undefined>;
 }
 
 /**
  * Run named steps in order into a run record. After the first failure the remaining steps are
  * recorded as skipped (naming the failed step); `finally` always runs (final heal, evidence).
  */
-export async function runSteps(rec: RunRecord, steps: LaneStep[], opts: { before?: (step: string) => Promise<void>; finally?: () => Promise<void> } = {}): Promise<RunResult> {
+export async function runSteps(
+  rec: RunRecord,
+  steps: LaneStep[],
+  opts: { before?: (step: string) => Promise<void>; finally?: () => Promise<void> } = {},
+): Promise<RunResult> {
   let failed: string | null = null;
   try {
     for (const s of steps) {

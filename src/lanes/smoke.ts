@@ -13,12 +13,20 @@ import { eventually } from '../probes/eventually.js';
 import { guestHttp, hostHttp } from '../probes/http.js';
 import { REMOTE_WRITE_HEADERS, remoteWriteBody } from '../probes/remote-write.js';
 import { sql, sqlLiteral } from '../probes/sql.js';
-import { tcpConnect } from '../probes/tcp.js';
 import { probeSurfaces } from '../probes/surfaces.js';
-import { runSteps, type LaneStep } from './lane.js';
+import { tcpConnect } from '../probes/tcp.js';
+import { type LaneStep, runSteps } from './lane.js';
 
 /** The smoke lane: readiness, formation, surfaces, replication, iam, entrypoints, a power cut. */
-export const SMOKE_STEPS = ['readiness', 'control-plane-formation', 'protocol-surfaces', 'replicated-state', 'iam-tokens', 'external-entrypoints', 'fault-injection'] as const;
+export const SMOKE_STEPS = [
+  'readiness',
+  'control-plane-formation',
+  'protocol-surfaces',
+  'replicated-state',
+  'iam-tokens',
+  'external-entrypoints',
+  'fault-injection',
+] as const;
 
 const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
 
@@ -69,9 +77,13 @@ export async function runSmoke(cluster: Cluster, rec: RunRecord, opts: SmokeOpti
       run: async (ctx) => {
         const booted = opts.boot ? `${await opts.boot(ctx)}; ` : '';
         const times: Record<string, number> = {};
-        for (const n of nodes) if (!(await cluster.pid(n))) throw new CheckFailed(`${n} is not running (start the cluster first, or use fresh-smoke)`);
+        for (const n of nodes)
+          if (!(await cluster.pid(n))) throw new CheckFailed(`${n} is not running (start the cluster first, or use fresh-smoke)`);
         await Promise.all(nodes.map(async (n) => (times[n] = await waitForNode(cluster, n, opts.readinessTimeoutMs ?? 300_000))));
-        await ctx.evidence('readiness.json', json(Object.fromEntries(nodes.map((n) => [n, { units: cluster.units(n), checkedMs: times[n] }]))));
+        await ctx.evidence(
+          'readiness.json',
+          json(Object.fromEntries(nodes.map((n) => [n, { units: cluster.units(n), checkedMs: times[n] }]))),
+        );
         return `${booted}${nodes.length} nodes ready with ${nodes.reduce((a, n) => a + cluster.units(n).length, 0)} expected units active`;
       },
     },
@@ -84,12 +96,17 @@ export async function runSmoke(cluster: Cluster, rec: RunRecord, opts: SmokeOpti
         const statuses = await eventually('chainfire members agree on one leader', 30_000, async () => {
           const st = await Promise.all(cfNodes.map(async (n) => ({ node: n, ...(await etcd.status(n)) })));
           const leaders = new Set(st.map((s) => s.leader));
-          if (leaders.size !== 1 || st[0]!.leader === '0') throw new CheckFailed(`members see different leaders: ${st.map((s) => `${s.node}->${s.leader}`).join(', ')}`);
+          if (leaders.size !== 1 || st[0]!.leader === '0')
+            throw new CheckFailed(`members see different leaders: ${st.map((s) => `${s.node}->${s.leader}`).join(', ')}`);
           return st;
         });
         await ctx.evidence('chainfire-members.json', json({ members, statuses }));
-        if (members.length !== want) throw new CheckFailed(`chainfire has ${members.length} members (${members.map((m) => m.name).join(', ')}), expected ${want}`);
-        if (!memberNames.has(statuses[0]!.leader)) throw new CheckFailed(`chainfire leader ${statuses[0]!.leader} is not in the member list (${members.map((m) => `${m.name}=${m.id}`).join(', ')})`);
+        if (members.length !== want)
+          throw new CheckFailed(`chainfire has ${members.length} members (${members.map((m) => m.name).join(', ')}), expected ${want}`);
+        if (!memberNames.has(statuses[0]!.leader))
+          throw new CheckFailed(
+            `chainfire leader ${statuses[0]!.leader} is not in the member list (${members.map((m) => `${m.name}=${m.id}`).join(', ')})`,
+          );
         const leader = nameOf(statuses[0]!.leader);
 
         const want2 = probe(flaredbC, 'standbys', standbys.length);
@@ -98,12 +115,19 @@ export async function runSmoke(cluster: Cluster, rec: RunRecord, opts: SmokeOpti
           const streaming = rows.filter((r) => r.split('|')[2] === 'streaming');
           if (streaming.length !== want2) {
             const missing = standbys.filter((s) => !streaming.some((r) => r.startsWith(`${s}|`)));
-            throw new CheckFailed(`primary ${primary} streams to ${streaming.length} standby(s) [${streaming.map((r) => r.split('|')[0]).join(', ')}], expected ${want2}; not streaming: ${missing.join(', ') || '?'}`);
+            throw new CheckFailed(
+              `primary ${primary} streams to ${streaming.length} standby(s) [${streaming.map((r) => r.split('|')[0]).join(', ')}], expected ${want2}; not streaming: ${missing.join(', ') || '?'}`,
+            );
           }
           return rows;
         });
-        const recovery = await Promise.all(standbys.map(async (s) => [s, (await sql(cluster, s, db, 'select pg_is_in_recovery()'))[0]] as const));
-        await ctx.evidence('flaredb-replication.txt', `pg_stat_replication on ${primary}:\n${repl.join('\n')}\n\npg_is_in_recovery:\n${recovery.map(([s, r]) => `${s} ${r}`).join('\n')}\n`);
+        const recovery = await Promise.all(
+          standbys.map(async (s) => [s, (await sql(cluster, s, db, 'select pg_is_in_recovery()'))[0]] as const),
+        );
+        await ctx.evidence(
+          'flaredb-replication.txt',
+          `pg_stat_replication on ${primary}:\n${repl.join('\n')}\n\npg_is_in_recovery:\n${recovery.map(([s, r]) => `${s} ${r}`).join('\n')}\n`,
+        );
         const notStandby = recovery.filter(([, r]) => r !== 't');
         if (notStandby.length) throw new CheckFailed(`flaredb: ${notStandby.map(([s]) => s).join(', ')} not in recovery (not a standby)`);
         return `chainfire: ${members.length} members, leader ${leader} (term ${statuses[0]!.raftTerm}); flaredb: ${primary} streaming to ${standbys.join(', ')}`;
@@ -136,9 +160,14 @@ export async function runSmoke(cluster: Cluster, rec: RunRecord, opts: SmokeOpti
             }
           }
           const bad = results.filter((r) => !r.ok);
-          if (bad.length) throw new CheckFailed(`${bad.length} of ${results.length} surface checks failed: ${bad.map((b) => `${b.node} ${b.service} ${b.check} (${b.detail})`).join('; ')}`);
+          if (bad.length)
+            throw new CheckFailed(
+              `${bad.length} of ${results.length} surface checks failed: ${bad.map((b) => `${b.node} ${b.service} ${b.check} (${b.detail})`).join('; ')}`,
+            );
         };
-        await eventually('every declared surface answers', 45_000, check, 3000).finally(() => ctx.evidence('surfaces.json', json({ attempts, results })));
+        await eventually('every declared surface answers', 45_000, check, 3000).finally(() =>
+          ctx.evidence('surfaces.json', json({ attempts, results })),
+        );
         const metrics = results.filter((r) => r.service === 'nightlight').length;
         return `${results.length} checks passed on ${new Set(results.map((r) => r.node)).size} nodes (${metrics} nightlight/metrics)${attempts > 1 ? ` after ${attempts} attempts` : ''}`;
       },
@@ -151,22 +180,45 @@ export async function runSmoke(cluster: Cluster, rec: RunRecord, opts: SmokeOpti
         await etcd.put(writer, state.chainfireKey, state.value);
         const cf: Record<string, number> = {};
         for (const n of cfNodes.filter((x) => x !== writer))
-          await eventually(`chainfire value written on ${writer} readable on ${n}`, 30_000, async () => {
-            const v = await etcd.get(n, state.chainfireKey);
-            if (v !== state.value) throw new CheckFailed(`${n} has ${JSON.stringify(v)}`);
-            cf[n] = Date.now() - t0;
-          }, 250);
+          await eventually(
+            `chainfire value written on ${writer} readable on ${n}`,
+            30_000,
+            async () => {
+              const v = await etcd.get(n, state.chainfireKey);
+              if (v !== state.value) throw new CheckFailed(`${n} has ${JSON.stringify(v)}`);
+              cf[n] = Date.now() - t0;
+            },
+            250,
+          );
         const t1 = Date.now();
         await sql(cluster, primary, db, `insert into ${table} (k, v) values (${sqlLiteral(state.flaredbKey)}, ${sqlLiteral(state.value)})`);
         const fd: Record<string, number> = {};
         for (const n of standbys)
-          await eventually(`flaredb row written on ${primary} readable on ${n}`, 30_000, async () => {
-            const rows = await sql(cluster, n, db, `select v from ${table} where k = ${sqlLiteral(state.flaredbKey)}`);
-            if (rows[0] !== state.value) throw new CheckFailed(`${n} returns ${JSON.stringify(rows)}`);
-            fd[n] = Date.now() - t1;
-          }, 250);
-        await ctx.evidence('replication.json', json({ chainfireKey: state.chainfireKey, flaredbKey: state.flaredbKey, value: state.value, chainfireConvergedMs: cf, flaredbConvergedMs: fd }));
-        return `chainfire ${writer} -> ${Object.entries(cf).map(([n, ms]) => `${n} ${ms} ms`).join(', ')}; flaredb ${primary} -> ${Object.entries(fd).map(([n, ms]) => `${n} ${ms} ms`).join(', ')}`;
+          await eventually(
+            `flaredb row written on ${primary} readable on ${n}`,
+            30_000,
+            async () => {
+              const rows = await sql(cluster, n, db, `select v from ${table} where k = ${sqlLiteral(state.flaredbKey)}`);
+              if (rows[0] !== state.value) throw new CheckFailed(`${n} returns ${JSON.stringify(rows)}`);
+              fd[n] = Date.now() - t1;
+            },
+            250,
+          );
+        await ctx.evidence(
+          'replication.json',
+          json({
+            chainfireKey: state.chainfireKey,
+            flaredbKey: state.flaredbKey,
+            value: state.value,
+            chainfireConvergedMs: cf,
+            flaredbConvergedMs: fd,
+          }),
+        );
+        return `chainfire ${writer} -> ${Object.entries(cf)
+          .map(([n, ms]) => `${n} ${ms} ms`)
+          .join(', ')}; flaredb ${primary} -> ${Object.entries(fd)
+          .map(([n, ms]) => `${n} ${ms} ms`)
+          .join(', ')}`;
       },
     },
     {
@@ -177,7 +229,9 @@ export async function runSmoke(cluster: Cluster, rec: RunRecord, opts: SmokeOpti
         const issuer = withRole(iam.roles[0]!)[0]!;
         const verifier = withRole(iam.roles[0]!).at(-1)!;
         const local = `http://127.0.0.1:${port}`; // each node's own iam, reached over its SSH session
-        const issued = await guestHttp(cluster, issuer, 'POST', `${local}${probe(iam, 'issuePath', '/v1/tokens')}`, { body: { subject: 'smoke', scopes: ['credit:reserve'], ttlSeconds: 600 } });
+        const issued = await guestHttp(cluster, issuer, 'POST', `${local}${probe(iam, 'issuePath', '/v1/tokens')}`, {
+          body: { subject: 'smoke', scopes: ['credit:reserve'], ttlSeconds: 600 },
+        });
         if (issued.status !== 201) throw new CheckFailed(`iam on ${issuer} did not issue a token: ${issued.status} ${issued.text}`);
         const token = (issued.json as { token: string; keyId: string }).token;
         const verifyPath = probe(iam, 'verifyPath', '/v1/verify');
@@ -186,10 +240,21 @@ export async function runSmoke(cluster: Cluster, rec: RunRecord, opts: SmokeOpti
         const claims = JSON.parse(Buffer.from(p!, 'base64url').toString()) as Record<string, unknown>;
         const tampered = `${h}.${Buffer.from(JSON.stringify({ ...claims, sub: 'admin' })).toString('base64url')}.${s}`;
         const bad = await guestHttp(cluster, verifier, 'POST', `${local}${verifyPath}`, { body: { token: tampered } });
-        await ctx.evidence('iam.json', json({ issuer, verifier, issued: issued.json, verify: { status: ok.status, body: ok.json }, tampered: { status: bad.status, body: bad.json } }));
+        await ctx.evidence(
+          'iam.json',
+          json({
+            issuer,
+            verifier,
+            issued: issued.json,
+            verify: { status: ok.status, body: ok.json },
+            tampered: { status: bad.status, body: bad.json },
+          }),
+        );
         if (ok.status !== 200) {
           const why = (ok.json as { reason?: string; keyId?: string } | undefined) ?? {};
-          throw new CheckFailed(`token issued on ${issuer} (key ${(issued.json as { keyId: string }).keyId}) was refused by ${verifier} (key ${why.keyId}): ${why.reason ?? ok.text}`);
+          throw new CheckFailed(
+            `token issued on ${issuer} (key ${(issued.json as { keyId: string }).keyId}) was refused by ${verifier} (key ${why.keyId}): ${why.reason ?? ok.text}`,
+          );
         }
         if (bad.status !== 401) throw new CheckFailed(`a tampered token was accepted by ${verifier} (status ${bad.status})`);
         return `token issued on ${issuer} verified on ${verifier}; tampered token refused (${(bad.json as { reason: string }).reason})`;
@@ -218,9 +283,13 @@ export async function runSmoke(cluster: Cluster, rec: RunRecord, opts: SmokeOpti
         const value = 42 + Math.round(Math.random() * 1000) / 10;
         const body = remoteWriteBody([{ labels: { __name__: metric, run: runId }, value, timestampMs: Date.now() }]);
         const nightlight = service(cluster, 'nightlight');
-        const wr = await hostHttp('POST', `${nl}${probe(nightlight, 'remoteWritePath', '/api/v1/write')}`, { raw: body, headers: REMOTE_WRITE_HEADERS });
+        const wr = await hostHttp('POST', `${nl}${probe(nightlight, 'remoteWritePath', '/api/v1/write')}`, {
+          raw: body,
+          headers: REMOTE_WRITE_HEADERS,
+        });
         ev['nightlight remote-write'] = { status: wr.status, bytes: body.length, body: wr.text };
-        if (wr.status !== 204 && wr.status !== 200) throw new CheckFailed(`nightlight refused a remote-write sample: ${wr.status} ${wr.text}`);
+        if (wr.status !== 204 && wr.status !== 200)
+          throw new CheckFailed(`nightlight refused a remote-write sample: ${wr.status} ${wr.text}`);
         const q = `${metric}{run="${runId}"}`;
         const got = await eventually(`nightlight query returns the remote-written sample`, 30_000, async () => {
           const r = await hostHttp('GET', `${nl}${probe(nightlight, 'queryPath', '/api/v1/query')}?query=${encodeURIComponent(q)}`);
@@ -232,14 +301,21 @@ export async function runSmoke(cluster: Cluster, rec: RunRecord, opts: SmokeOpti
         if (got !== value) throw new CheckFailed(`nightlight returned ${got} for ${q}, wrote ${value}`);
 
         const tenant = `smoke-${runId}`;
-        const res = await hostHttp('POST', `${gw}/credit/v1/reservations`, { body: { tenant, amount: 10 }, headers: { authorization: `Bearer ${token}` } });
+        const res = await hostHttp('POST', `${gw}/credit/v1/reservations`, {
+          body: { tenant, amount: 10 },
+          headers: { authorization: `Bearer ${token}` },
+        });
         expect('creditservice reservation with a valid token', res.status, 201, res.text);
         const noTok = await hostHttp('POST', `${gw}/credit/v1/reservations`, { body: { tenant, amount: 10 } });
         expect('creditservice reservation without a token', noTok.status, 401, noTok.text);
         const quota = await hostHttp('GET', `${gw}/credit/v1/quotas/${tenant}`);
         expect('creditservice quota', quota.status, 200, quota.text);
-        if ((quota.json as { reserved: number }).reserved !== 10) throw new CheckFailed(`creditservice quota shows ${quota.text}, expected 10 reserved`);
-        const over = await hostHttp('POST', `${gw}/credit/v1/reservations`, { body: { tenant, amount: 1000 }, headers: { authorization: `Bearer ${token}` } });
+        if ((quota.json as { reserved: number }).reserved !== 10)
+          throw new CheckFailed(`creditservice quota shows ${quota.text}, expected 10 reserved`);
+        const over = await hostHttp('POST', `${gw}/credit/v1/reservations`, {
+          body: { tenant, amount: 1000 },
+          headers: { authorization: `Bearer ${token}` },
+        });
         expect('creditservice refuses a reservation over quota', over.status, 409, over.text);
         await ctx.evidence('external.json', json(ev));
         return `apigateway routes to iam and flaredb; nightlight stored and returned ${value}; creditservice reserved with a token, refused without one and over quota`;
@@ -255,11 +331,16 @@ export async function runSmoke(cluster: Cluster, rec: RunRecord, opts: SmokeOpti
         const fault = powerCutFault(cluster, leader);
         const t0 = Date.now();
         await faults.invoke(fault, { leaderMemberId: st.leader, term: st.raftTerm });
-        const elected = await eventually(`survivors ${survivors.join(', ')} elect a new chainfire leader`, 60_000, async () => {
-          const s = await etcd.status(survivors[0]!);
-          if (s.leader === '0' || s.leader === st.leader) throw new CheckFailed(`${survivors[0]} still sees leader ${s.leader}`);
-          return s;
-        }, 500);
+        const elected = await eventually(
+          `survivors ${survivors.join(', ')} elect a new chainfire leader`,
+          60_000,
+          async () => {
+            const s = await etcd.status(survivors[0]!);
+            if (s.leader === '0' || s.leader === st.leader) throw new CheckFailed(`${survivors[0]} still sees leader ${s.leader}`);
+            return s;
+          },
+          500,
+        );
         const newLeader = nameOf(elected.leader);
         const electedMs = Date.now() - t0;
         const key = `${state.chainfireKey}/during-fault`;
@@ -270,10 +351,15 @@ export async function runSmoke(cluster: Cluster, rec: RunRecord, opts: SmokeOpti
         const t1 = Date.now();
         await faults.heal(fault);
         const rejoinMs = Date.now() - t1;
-        await eventually(`${leader} catches up to the value written while it was down`, 60_000, async () => {
-          const v = await etcd.get(leader, key);
-          if (v !== value) throw new CheckFailed(`${leader} has ${JSON.stringify(v)}`);
-        }, 500);
+        await eventually(
+          `${leader} catches up to the value written while it was down`,
+          60_000,
+          async () => {
+            const v = await etcd.get(leader, key);
+            if (v !== value) throw new CheckFailed(`${leader} has ${JSON.stringify(v)}`);
+          },
+          500,
+        );
         const detail = { powerCut: leader, newLeader, electedMs, writableMs, rejoinMs, caughtUpMs: Date.now() - t1 - rejoinMs };
         rec.event('probe', `${leader} caught up after restart`, detail);
         await ctx.evidence('fault.json', json(detail));

@@ -1,9 +1,12 @@
-import { watch, promises as fs } from 'node:fs';
+import { promises as fs, watch } from 'node:fs';
 import path from 'node:path';
 
 export class FollowEnded extends Error {
   override name = 'FollowEnded';
-  constructor(readonly reason: 'deadline' | 'ended', message: string) {
+  constructor(
+    readonly reason: 'deadline' | 'ended',
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -44,7 +47,10 @@ export async function followFile<T>(
       if (o.signal?.aborted) return undefined;
       if (!(await o.alive())) {
         // One last read: the guest may have written its final words just before exiting.
-        const rest = await fs.readFile(file).then((b) => b.subarray(offset).toString('utf8'), () => '');
+        const rest = await fs.readFile(file).then(
+          (b) => b.subarray(offset).toString('utf8'),
+          () => '',
+        );
         const hit = rest ? onText(rest) : undefined;
         if (hit !== undefined) return hit;
         throw new FollowEnded('ended', `${o.what}: the guest exited`);
@@ -68,7 +74,11 @@ export async function followFile<T>(
 }
 
 /** Wait for `marker` anywhere in the text written after `offset` (matches across chunk boundaries). */
-export async function waitForText(file: string, marker: string, o: { offset?: number; deadline: number; alive: () => Promise<boolean>; what: string }): Promise<void> {
+export async function waitForText(
+  file: string,
+  marker: string,
+  o: { offset?: number; deadline: number; alive: () => Promise<boolean>; what: string },
+): Promise<void> {
   let carry = '';
   await followFile(
     file,

@@ -7,11 +7,15 @@ const b64 = (s: string) => Buffer.from(s).toString('base64');
 const unb64 = (s: string) => Buffer.from(s, 'base64').toString();
 
 export class EtcdProbe {
-  constructor(private readonly cluster: Cluster, private readonly port = 2379) {}
+  constructor(
+    private readonly cluster: Cluster,
+    private readonly port = 2379,
+  ) {}
 
   private async call(node: string, path: string, body: unknown): Promise<Record<string, unknown>> {
     const r = await guestHttp(this.cluster, node, 'POST', `http://127.0.0.1:${this.port}${path}`, { body, timeoutS: 8 });
-    if (r.status !== 200 || typeof r.json !== 'object' || r.json === null) throw new CheckFailed(`${node}: chainfire ${path} answered ${r.status}: ${r.text.slice(0, 300)}`);
+    if (r.status !== 200 || typeof r.json !== 'object' || r.json === null)
+      throw new CheckFailed(`${node}: chainfire ${path} answered ${r.status}: ${r.text.slice(0, 300)}`);
     return r.json as Record<string, unknown>;
   }
 
@@ -28,7 +32,11 @@ export class EtcdProbe {
 
   async members(node: string): Promise<{ id: string; name: string; clientURLs: string[] }[]> {
     const r = await this.call(node, '/v3/cluster/member/list', {});
-    return ((r.members as { ID: string; name: string; clientURLs?: string[] }[]) ?? []).map((m) => ({ id: m.ID, name: m.name, clientURLs: m.clientURLs ?? [] }));
+    return ((r.members as { ID: string; name: string; clientURLs?: string[] }[]) ?? []).map((m) => ({
+      id: m.ID,
+      name: m.name,
+      clientURLs: m.clientURLs ?? [],
+    }));
   }
 
   /** This member's view: its own id and the leader it follows. */

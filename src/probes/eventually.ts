@@ -1,5 +1,4 @@
-import { errorMessage } from '../core/errors.js';
-import { CheckFailed } from '../core/errors.js';
+import { CheckFailed, errorMessage } from '../core/errors.js';
 
 /**
  * The one retry primitive for convergence checks (NixOS driver style): retry `fn` until it
@@ -14,7 +13,8 @@ export async function eventually<T>(what: string, timeoutMs: number, fn: () => P
     } catch (err) {
       last = err;
     }
-    if (Date.now() + intervalMs > deadline) throw new CheckFailed(`${what}: not true within ${Math.round(timeoutMs / 1000)} s; last attempt: ${errorMessage(last)}`);
+    if (Date.now() + intervalMs > deadline)
+      throw new CheckFailed(`${what}: not true within ${Math.round(timeoutMs / 1000)} s; last attempt: ${errorMessage(last)}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }

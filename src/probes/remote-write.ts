@@ -29,7 +29,8 @@ export function encodeWriteRequest(samples: Sample[]): Uint8Array {
   for (const s of samples) {
     const ts: number[] = [];
     // Prometheus wants labels sorted by name, __name__ first.
-    for (const [k, v] of Object.entries(s.labels).sort(([a], [b]) => (a < b ? -1 : 1))) ts.push(...bytesField(1, Uint8Array.from([...strField(1, k), ...strField(2, v)])));
+    for (const [k, v] of Object.entries(s.labels).sort(([a], [b]) => (a < b ? -1 : 1)))
+      ts.push(...bytesField(1, Uint8Array.from([...strField(1, k), ...strField(2, v)])));
     const dbl = Buffer.alloc(8);
     dbl.writeDoubleLE(s.value);
     const sample = [0x09, ...dbl, ...varint(0x10), ...varint(s.timestampMs)];

@@ -1,5 +1,5 @@
 import type { Cluster } from '../cluster/cluster.js';
-import { servicesOn, type HealthProbe } from '../config/profile.js';
+import { type HealthProbe, servicesOn } from '../config/profile.js';
 
 export interface SurfaceResult {
   node: string;
@@ -37,12 +37,25 @@ export async function probeSurfaces(cluster: Cluster, node: string): Promise<Sur
       const l4 = p.protocol === 'udp' ? 'udp' : 'tcp';
       checks.push({ service: svc, check: `${l4}:${p.port} (${p.name})`, cmd: checkCommand(l4, p.port) });
     }
-    if (c.health) checks.push({ service: svc, check: `health ${c.health.kind === 'command' ? c.health.command : `${c.health.kind}:${c.health.port}${c.health.kind === 'http' ? c.health.path : ''}`}`, cmd: healthCommand(c.health) });
+    if (c.health)
+      checks.push({
+        service: svc,
+        check: `health ${c.health.kind === 'command' ? c.health.command : `${c.health.kind}:${c.health.port}${c.health.kind === 'http' ? c.health.path : ''}`}`,
+        cmd: healthCommand(c.health),
+      });
   }
   if (checks.length === 0) return [];
   const script = checks.map((c, i) => `out=$( { ${c.cmd}; } 2>&1 ); echo "${i} $? $(echo $out | tr '\\n' ' ' | cut -c1-200)"`).join('\n');
   const r = await cluster.exec(node, script, { timeoutMs: 120000 });
-  const lines = new Map(r.stdout.trim().split('\n').map((l) => { const [i, code, ...rest] = l.split(' '); return [Number(i), { code: Number(code), text: rest.join(' ') }]; }));
+  const lines = new Map(
+    r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => {
+        const [i, code, ...rest] = l.split(' ');
+        return [Number(i), { code: Number(code), text: rest.join(' ') }];
+      }),
+  );
   return checks.map((c, i) => {
     const l = lines.get(i);
     return { node, service: c.service, check: c.check, ok: l?.code === 0, detail: l ? l.text : 'no result' };

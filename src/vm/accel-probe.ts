@@ -3,8 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { z } from 'zod';
-import { UsageError } from '../core/errors.js';
 import { writeFileAtomic } from '../core/atomic.js';
+import { UsageError } from '../core/errors.js';
 import { within } from '../core/time.js';
 
 /**
@@ -51,10 +51,26 @@ export async function probeAccel(accel: 'kvm' | 'tcg', deadlineMs: number): Prom
   try {
     const disk = path.join(dir, 'boot.img');
     await fs.writeFile(disk, probeBootSector());
-    const child = execa('qemu-system-x86_64', [
-      '-accel', accel, '-machine', 'pc', '-m', '16', '-nodefaults', '-display', 'none', '-no-reboot',
-      '-serial', 'stdio', '-drive', `file=${disk},format=raw,if=ide`,
-    ], { reject: false, stdin: 'ignore', forceKillAfterDelay: 2000 });
+    const child = execa(
+      'qemu-system-x86_64',
+      [
+        '-accel',
+        accel,
+        '-machine',
+        'pc',
+        '-m',
+        '16',
+        '-nodefaults',
+        '-display',
+        'none',
+        '-no-reboot',
+        '-serial',
+        'stdio',
+        '-drive',
+        `file=${disk},format=raw,if=ide`,
+      ],
+      { reject: false, stdin: 'ignore', forceKillAfterDelay: 2000 },
+    );
     let out = '';
     const seen = new Promise<boolean>((resolve) => {
       child.stdout?.on('data', (d: Buffer) => {
@@ -69,11 +85,18 @@ export async function probeAccel(accel: 'kvm' | 'tcg', deadlineMs: number): Prom
     if (outcome === true) return done(true, `probe guest printed its marker in ${Date.now() - t0} ms`);
     if (outcome === 'timeout') {
       const within = `within ${(deadlineMs / 1000).toFixed(0)} s`;
-      return done(false, out.includes(PROBE_START)
-        ? `probe guest started but did not finish a 64M-iteration CPU loop ${within}: the vCPU stalls (nested KVM hangs here)`
-        : `probe guest printed nothing ${within}`);
+      return done(
+        false,
+        out.includes(PROBE_START)
+          ? `probe guest started but did not finish a 64M-iteration CPU loop ${within}: the vCPU stalls (nested KVM hangs here)`
+          : `probe guest printed nothing ${within}`,
+      );
     }
-    const err = String(res.stderr ?? '').trim().split('\n').pop() || `qemu exited with ${res.exitCode ?? res.signal}`;
+    const err =
+      String(res.stderr ?? '')
+        .trim()
+        .split('\n')
+        .pop() || `qemu exited with ${res.exitCode ?? res.signal}`;
     return done(false, `qemu failed: ${err}`);
   } finally {
     await fs.rm(dir, { recursive: true, force: true });

@@ -1,10 +1,10 @@
 import { existsSync, promises as fs } from 'node:fs';
 import { execa } from 'execa';
 import type { Logger } from 'pino';
+import { type NodeRecord, nodeFiles, readNodeRecord, writeNodeRecord } from '../cluster/state.js';
 import { ownedPid } from '../core/proc.js';
-import { nodeFiles, writeNodeRecord, readNodeRecord, type NodeRecord } from '../cluster/state.js';
-import type { BootArtifacts } from '../images/types.js';
 import { renderEnvFile } from '../core/shell.js';
+import type { BootArtifacts } from '../images/types.js';
 import { allocatePorts } from './ports.js';
 import { nodeMacs, qemuArgv } from './qemu-argv.js';
 
@@ -75,8 +75,15 @@ export async function launchNode(req: LaunchRequest, log: Logger): Promise<{ rec
       const pid = await ownedPid(f.pidfile, f.pidfile);
       if (!pid) throw new Error(`${req.node.name}: qemu daemonized but ${f.pidfile} names no live qemu`);
       const record: NodeRecord = {
-        name: req.node.name, ip: req.node.ip, roles: req.node.roles, accel: req.accel, ports,
-        units: req.units, image: req.imageId, startedAt: new Date().toISOString(), consoleOffset,
+        name: req.node.name,
+        ip: req.node.ip,
+        roles: req.node.roles,
+        accel: req.accel,
+        ports,
+        units: req.units,
+        image: req.imageId,
+        startedAt: new Date().toISOString(),
+        consoleOffset,
       };
       await writeNodeRecord(req.stateDir, record);
       for (const p of Object.values(ports)) req.avoidPorts.add(p.host);

@@ -29,32 +29,57 @@ export interface QemuSpec {
 export function qemuArgv(s: QemuSpec): string[] {
   const accel = s.accel === 'tcg' ? 'tcg,tb-size=128' : 'kvm'; // tb-size=128 halves TCG RSS at no boot cost
   const argv = [
-    '-name', `${s.name},process=uc-${s.name}`,
-    '-machine', 'pc',
-    '-accel', accel,
+    '-name',
+    `${s.name},process=uc-${s.name}`,
+    '-machine',
+    'pc',
+    '-accel',
+    accel,
     ...(s.accel === 'kvm' ? ['-cpu', 'host'] : []),
-    '-smp', String(s.vcpus),
-    '-m', String(s.memoryMiB),
-    '-nodefaults', '-no-user-config', '-display', 'none',
+    '-smp',
+    String(s.vcpus),
+    '-m',
+    String(s.memoryMiB),
+    '-nodefaults',
+    '-no-user-config',
+    '-display',
+    'none',
   ];
   if (s.kernel) argv.push('-kernel', s.kernel, ...(s.initrd ? ['-initrd', s.initrd] : []), '-append', s.cmdline ?? '');
   if (s.disk) argv.push('-drive', `file=${s.disk},if=virtio,format=qcow2,cache=unsafe,discard=unmap`);
   for (const [i, d] of (s.serialDisks ?? []).entries())
-    argv.push('-drive', `file=${d.file},if=none,id=disk${i},format=qcow2,cache=unsafe`, '-device', `virtio-blk-pci,drive=disk${i},serial=${d.serial}`);
+    argv.push(
+      '-drive',
+      `file=${d.file},if=none,id=disk${i},format=qcow2,cache=unsafe`,
+      '-device',
+      `virtio-blk-pci,drive=disk${i},serial=${d.serial}`,
+    );
   if (s.cdrom) argv.push('-drive', `file=${s.cdrom},media=cdrom,if=ide,readonly=on`, '-boot', 'order=d');
   if (s.smbiosSerial) argv.push('-smbios', `type=1,serial=${s.smbiosSerial}`);
   if (s.virtioSerial)
-    argv.push('-device', 'virtio-serial-pci', '-chardev', `file,id=vsp,path=${s.virtioSerial.file},append=on`, '-device', `virtserialport,chardev=vsp,name=${s.virtioSerial.name}`);
+    argv.push(
+      '-device',
+      'virtio-serial-pci',
+      '-chardev',
+      `file,id=vsp,path=${s.virtioSerial.file},append=on`,
+      '-device',
+      `virtserialport,chardev=vsp,name=${s.virtioSerial.name}`,
+    );
   const fwd = s.control.forwards.map((f) => `,hostfwd=tcp:127.0.0.1:${f.hostPort}-:${f.guestPort}`).join('');
   argv.push('-netdev', `user,id=ctl${fwd}`, '-device', `virtio-net-pci,netdev=ctl,mac=${s.control.mac}`);
   if (s.data) argv.push('-netdev', `vde,id=data,sock=${s.data.vdeSocket}`, '-device', `virtio-net-pci,netdev=data,mac=${s.data.mac}`);
   for (const f of s.fwCfg) argv.push('-fw_cfg', 'file' in f ? `name=${f.name},file=${f.file}` : `name=${f.name},string=${f.string}`);
   argv.push(
-    '-device', 'virtio-rng-pci',
-    '-chardev', `file,id=console,path=${s.consoleLog},append=on`,
-    '-serial', 'chardev:console',
-    '-qmp', `unix:${s.qmpSocket},server=on,wait=off`,
-    '-pidfile', s.pidfile,
+    '-device',
+    'virtio-rng-pci',
+    '-chardev',
+    `file,id=console,path=${s.consoleLog},append=on`,
+    '-serial',
+    'chardev:console',
+    '-qmp',
+    `unix:${s.qmpSocket},server=on,wait=off`,
+    '-pidfile',
+    s.pidfile,
     '-daemonize',
   );
   return argv;

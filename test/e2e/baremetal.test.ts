@@ -3,7 +3,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { INSTALL_SEQUENCE, parseMarkerLine } from '../../src/baremetal/markers.js';
-import { BIN, REPO, cli } from '../helpers/cli.js';
+import { BIN, cli, REPO } from '../helpers/cli.js';
 import { processesMentioning } from '../helpers/procs.js';
 
 /**
@@ -13,8 +13,17 @@ import { processesMentioning } from '../helpers/procs.js';
  */
 const WORK = path.join(REPO, 'work', 'e2e-baremetal');
 const run = (args: string[], timeout = 1_200_000) => cli(['--work-root', WORK, ...args], { timeout });
-const result = (dir: string) => JSON.parse(readFileSync(path.join(dir, 'result.json'), 'utf8')) as { status: string; steps: { name: string; status: string; error?: string }[] };
-const markerNames = (file: string) => readFileSync(file, 'utf8').split('\n').map(parseMarkerLine).filter((m) => m !== null).map((m) => m.name);
+const result = (dir: string) =>
+  JSON.parse(readFileSync(path.join(dir, 'result.json'), 'utf8')) as {
+    status: string;
+    steps: { name: string; status: string; error?: string }[];
+  };
+const markerNames = (file: string) =>
+  readFileSync(file, 'utf8')
+    .split('\n')
+    .map(parseMarkerLine)
+    .filter((m) => m !== null)
+    .map((m) => m.name);
 
 describe('baremetal-iso and hardware-smoke (real QEMU chassis)', () => {
   let greenDir = '';
@@ -28,7 +37,10 @@ describe('baremetal-iso and hardware-smoke (real QEMU chassis)', () => {
     const r = await run(['--json', 'baremetal-iso']);
     const out = JSON.parse(r.stdout);
     greenDir = out.dir;
-    expect(result(greenDir).steps.map((s) => `${s.name}:${s.status}`), r.stderr.slice(-3000)).toEqual(['installer-image:passed', 'deployer:passed', 'install:passed', 'first-boot:passed', 'desired-system:passed']);
+    expect(
+      result(greenDir).steps.map((s) => `${s.name}:${s.status}`),
+      r.stderr.slice(-3000),
+    ).toEqual(['installer-image:passed', 'deployer:passed', 'install:passed', 'first-boot:passed', 'desired-system:passed']);
     expect(r.exitCode).toBe(0);
     for (const id of ['bm-control-01', 'bm-worker-01']) {
       expect(markerNames(path.join(greenDir, id, 'markers.log'))).toEqual([...INSTALL_SEQUENCE]);
@@ -46,7 +58,9 @@ describe('baremetal-iso and hardware-smoke (real QEMU chassis)', () => {
     expect(r.exitCode).toBe(1);
     const install = result(JSON.parse(r.stdout).dir).steps.find((s) => s.name === 'install')!;
     expect(install.status).toBe('failed');
-    expect(install.error).toMatch(/bm-control-01: failure marker at disk-selected: disk-selected \/dev\/disk\/by-id\/virtio-uc-missing-root does not exist/);
+    expect(install.error).toMatch(
+      /bm-control-01: failure marker at disk-selected: disk-selected \/dev\/disk\/by-id\/virtio-uc-missing-root does not exist/,
+    );
     expect(install.error).toContain('--- console tail');
     expect(processesMentioning(WORK)).toEqual([]);
   }, 1_200_000);
@@ -57,7 +71,9 @@ describe('baremetal-iso and hardware-smoke (real QEMU chassis)', () => {
     const dir = JSON.parse(r.stdout).dir;
     const step = result(dir).steps.find((s) => s.name === 'desired-system')!;
     expect(step.status).toBe('failed');
-    expect(step.error).toMatch(/bm-worker-01: desired system was rolled back: node=bm-worker-01 system=broken-health-v1 previous=base reason=health-check-failed/);
+    expect(step.error).toMatch(
+      /bm-worker-01: desired system was rolled back: node=bm-worker-01 system=broken-health-v1 previous=base reason=health-check-failed/,
+    );
     const nodes = JSON.parse(readFileSync(path.join(dir, 'deployer/nodes.json'), 'utf8'));
     expect(nodes['bm-worker-01'].desiredSystem).toMatchObject({ state: 'rolled-back', system: 'broken-health-v1' });
   }, 1_200_000);
@@ -80,8 +96,12 @@ describe('baremetal-iso and hardware-smoke (real QEMU chassis)', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toContain('blocked: no transport');
     const dir = path.join(WORK, 'hardware-smoke/latest');
-    expect(readFileSync(path.join(dir, 'kernel-params.txt'), 'utf8')).toMatch(/^console=ttyS0,115200 .*ultracloud\.installer=1 ultracloud\.deployer=/);
-    expect(readFileSync(path.join(dir, 'expected-markers.txt'), 'utf8').trim().split('\n')).toEqual(INSTALL_SEQUENCE.map((m) => `ULTRACLOUD_MARKER ${m}`));
+    expect(readFileSync(path.join(dir, 'kernel-params.txt'), 'utf8')).toMatch(
+      /^console=ttyS0,115200 .*ultracloud\.installer=1 ultracloud\.deployer=/,
+    );
+    expect(readFileSync(path.join(dir, 'expected-markers.txt'), 'utf8').trim().split('\n')).toEqual(
+      INSTALL_SEQUENCE.map((m) => `ULTRACLOUD_MARKER ${m}`),
+    );
     expect(readFileSync(path.join(dir, 'failure-markers.txt'), 'utf8')).toContain('ULTRACLOUD_MARKER FAIL');
     expect(readFileSync(path.join(dir, 'handoff.md'), 'utf8')).toContain('/dev/disk/by-id/virtio-uc-control-root');
     expect(JSON.parse(readFileSync(path.join(dir, 'transport.json'), 'utf8'))).toEqual({ state: 'blocked', reason: 'no transport' });
@@ -114,7 +134,10 @@ describe('baremetal-iso and hardware-smoke (real QEMU chassis)', () => {
     const ok = await run(['hardware-smoke', 'capture', '--log', path.join(greenDir, 'bm-control-01/console.log')], 60_000);
     expect(ok.exitCode, ok.stderr).toBe(0);
     const short = path.join(WORK, 'short-console.log');
-    writeFileSync(short, readFileSync(path.join(greenDir, 'bm-control-01/console.log'), 'utf8').split('ULTRACLOUD_MARKER install-done')[0]!);
+    writeFileSync(
+      short,
+      readFileSync(path.join(greenDir, 'bm-control-01/console.log'), 'utf8').split('ULTRACLOUD_MARKER install-done')[0]!,
+    );
     const bad = await run(['hardware-smoke', 'capture', '--log', short], 60_000);
     expect(bad.exitCode).toBe(1);
     expect(bad.stderr).toMatch(/the log ends before install-done; last marker: disk-selected/);

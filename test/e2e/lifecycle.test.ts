@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, REPO, cli } from '../helpers/cli.js';
-import { processesMentioning, waitFor } from '../helpers/procs.js';
 import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BIN, cli, REPO } from '../helpers/cli.js';
+import { processesMentioning, waitFor } from '../helpers/procs.js';
 
 /**
  * Real guests: builds (or reuses) the lab image, boots two nodes, exercises status/ssh/logs,
@@ -67,7 +67,11 @@ describe('lab cluster lifecycle (real QEMU guests)', () => {
 
   it('refuses a second harness on the same state dir, and kill -9 mid-start leaves nothing after stop', async () => {
     expect((await run(['stop', '--timeout', '10'])).exitCode).toBe(0); // start from nothing, whatever ran before
-    const harness = execa('node', [BIN, 'start', '--nodes', 'node01,node02'], { cwd: REPO, env: { ...process.env, ...env }, reject: false });
+    const harness = execa('node', [BIN, 'start', '--nodes', 'node01,node02'], {
+      cwd: REPO,
+      env: { ...process.env, ...env },
+      reject: false,
+    });
     const pidfiles = ['node01', 'node02'].map((n) => path.join(env.PHOTON_VM_DIR, n, 'qemu.pid'));
     await waitFor(() => pidfiles.every((p) => existsSync(p)), 120_000, 'both guests launched');
 

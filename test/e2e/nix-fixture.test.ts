@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO, cli } from '../helpers/cli.js';
+import { cli, REPO } from '../helpers/cli.js';
 import { processesMentioning } from '../helpers/procs.js';
 
 /**
@@ -11,8 +11,13 @@ import { processesMentioning } from '../helpers/procs.js';
  */
 const WORK = path.join(REPO, 'work', 'e2e-nix');
 const FIXTURE = path.join(REPO, 'test/fixtures/nix-cluster');
-const run = (profile: string, args: string[], timeout = 300_000) => cli(['--work-root', WORK, '--profile', path.join(FIXTURE, profile), ...args], { timeout });
-const runLog = (dir: string) => readFileSync(path.join(dir, 'run.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { msg: string; argv?: string[] });
+const run = (profile: string, args: string[], timeout = 300_000) =>
+  cli(['--work-root', WORK, '--profile', path.join(FIXTURE, profile), ...args], { timeout });
+const runLog = (dir: string) =>
+  readFileSync(path.join(dir, 'run.log'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { msg: string; argv?: string[] });
 
 describe('nix image provider on a fixture flake (real nix, real guests)', () => {
   beforeAll(async () => {
@@ -41,7 +46,7 @@ describe('nix image provider on a fixture flake (real nix, real guests)', () => 
     expect(existsSync(path.join(out.dir, 'builder.log'))).toBe(true);
   }, 300_000);
 
-  it('honours the seeds\' parallelism overrides, ULTRACLOUD_ before PHOTON_CLUSTER_', async () => {
+  it("honours the seeds' parallelism overrides, ULTRACLOUD_ before PHOTON_CLUSTER_", async () => {
     const r = await cli(['--work-root', WORK, '--profile', path.join(FIXTURE, 'profile.json'), '--json', 'build'], {
       env: { ULTRACLOUD_LOCAL_NIX_MAX_JOBS: '3', PHOTON_CLUSTER_NIX_MAX_JOBS: '5', PHOTON_CLUSTER_NIX_BUILD_CORES: '1' },
       timeout: 120_000,
@@ -50,7 +55,10 @@ describe('nix image provider on a fixture flake (real nix, real guests)', () => 
     const argv = runLog(JSON.parse(r.stdout).dir).find((l) => l.argv?.includes('build'))!.argv!;
     expect(argv[argv.indexOf('--max-jobs') + 1]).toBe('3');
     expect(argv[argv.indexOf('--cores') + 1]).toBe('1');
-    const bad = await cli(['--work-root', WORK, '--profile', path.join(FIXTURE, 'profile.json'), 'build'], { env: { ULTRACLOUD_LOCAL_NIX_BUILD_CORES: 'lots' }, timeout: 60_000 });
+    const bad = await cli(['--work-root', WORK, '--profile', path.join(FIXTURE, 'profile.json'), 'build'], {
+      env: { ULTRACLOUD_LOCAL_NIX_BUILD_CORES: 'lots' },
+      timeout: 60_000,
+    });
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr).toContain('ULTRACLOUD_LOCAL_NIX_BUILD_CORES=lots: expected a positive integer');
   }, 180_000);
@@ -77,7 +85,7 @@ describe('nix image provider on a fixture flake (real nix, real guests)', () => 
     expect(processesMentioning(WORK)).toEqual([]);
   }, 120_000);
 
-  it('guards eval prints every output\'s drvPath and syntax-checks every .nix file under nix/', async () => {
+  it("guards eval prints every output's drvPath and syntax-checks every .nix file under nix/", async () => {
     const r = await run('profile.json', ['guards', 'eval']);
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/^packages\.x86_64-linux\.node01-vm {2}\/nix\/store\/[a-z0-9]{32}-node01-vm\.drv/m);
@@ -105,7 +113,9 @@ describe('nix image provider on a fixture flake (real nix, real guests)', () => 
   it('negative control: a failing derivation fails the build naming its node and showing its log', async () => {
     const r = await run('broken-build-profile.json', ['build']);
     expect(r.exitCode).toBe(1);
-    expect(r.stderr).toMatch(/node04: derivation node04-vm failed \(builder for '\/nix\/store\/\S+-node04-vm\.drv' failed with exit code 3\)/);
+    expect(r.stderr).toMatch(
+      /node04: derivation node04-vm failed \(builder for '\/nix\/store\/\S+-node04-vm\.drv' failed with exit code 3\)/,
+    );
     expect(r.stderr).toContain('node04-vm> fixture: node04 is broken on purpose');
     const result = JSON.parse(readFileSync(path.join(WORK, 'build/latest/result.json'), 'utf8'));
     expect(result).toMatchObject({ status: 'failed', success: false });

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RunResult } from '../../src/config/result.js';
 import { SMOKE_STEPS } from '../../src/lanes/smoke.js';
-import { REPO, cli } from '../helpers/cli.js';
+import { cli, REPO } from '../helpers/cli.js';
 import { processesMentioning } from '../helpers/procs.js';
 
 /**
@@ -30,7 +30,8 @@ describe('smoke lane (six real guests)', () => {
     expect(res.steps.map((s) => [s.name, s.status])).toEqual(SMOKE_STEPS.map((s) => [s, 'passed']));
     expect(res.events.map((e) => e.kind)).toEqual(expect.arrayContaining(['fault', 'heal']));
     const dir = path.join(REPO, 'work', 'smoke', 'latest');
-    for (const f of ['junit.xml', 'run.log', 'fault.json', 'external.json', 'flaredb-replication.txt']) expect(existsSync(path.join(dir, f)), f).toBe(true);
+    for (const f of ['junit.xml', 'run.log', 'fault.json', 'external.json', 'flaredb-replication.txt'])
+      expect(existsSync(path.join(dir, f)), f).toBe(true);
     expect(readFileSync(path.join(dir, 'junit.xml'), 'utf8')).toMatch(/tests="7" failures="0"/);
   }, 2_400_000);
 

@@ -13,6 +13,12 @@ export interface CliResult {
 
 /** Run the real CLI (compiled dist/, as users run it); never throws on a non-zero exit. */
 export async function cli(args: string[], opts: { env?: Record<string, string>; timeout?: number } = {}): Promise<CliResult> {
-  const r = await execa('node', [BIN, ...args], { reject: false, cwd: REPO, stdin: 'ignore', timeout: opts.timeout, env: { ...process.env, ...opts.env } });
+  const r = await execa('node', [BIN, ...args], {
+    reject: false,
+    cwd: REPO,
+    stdin: 'ignore',
+    timeout: opts.timeout,
+    env: { ...process.env, ...opts.env },
+  });
   return { exitCode: r.exitCode ?? 1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }

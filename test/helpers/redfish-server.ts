@@ -18,8 +18,30 @@ export interface FakeBmc {
 
 export async function startFakeBmc(user: string, password: string): Promise<FakeBmc> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'uc-bmc-'));
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-days', '1', '-keyout', `${dir}/key.pem`, '-out', `${dir}/cert.pem`], { stdio: 'ignore' });
-  const state: FakeBmc['state'] = { power: 'Off', media: { Image: null, Inserted: false }, boot: { BootSourceOverrideTarget: 'None', BootSourceOverrideEnabled: 'Disabled' } };
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-days',
+      '1',
+      '-keyout',
+      `${dir}/key.pem`,
+      '-out',
+      `${dir}/cert.pem`,
+    ],
+    { stdio: 'ignore' },
+  );
+  const state: FakeBmc['state'] = {
+    power: 'Off',
+    media: { Image: null, Inserted: false },
+    boot: { BootSourceOverrideTarget: 'None', BootSourceOverrideEnabled: 'Disabled' },
+  };
   const requests: FakeBmc['requests'] = [];
   const expected = `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
   const server = https.createServer({ key: readFileSync(`${dir}/key.pem`), cert: readFileSync(`${dir}/cert.pem`) }, (req, res) => {
@@ -30,8 +52,12 @@ export async function startFakeBmc(user: string, password: string): Promise<Fake
       const body = raw ? JSON.parse(raw) : undefined;
       const authorized = req.headers.authorization === expected;
       requests.push({ method: req.method ?? '', path: p, body, authorized });
-      const send = (status: number, data: unknown) => res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(data));
-      if (!authorized) return send(401, { error: { message: 'Unauthorized', '@Message.ExtendedInfo': [{ Message: 'The credentials were not accepted.' }] } });
+      const send = (status: number, data: unknown) =>
+        res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(data));
+      if (!authorized)
+        return send(401, {
+          error: { message: 'Unauthorized', '@Message.ExtendedInfo': [{ Message: 'The credentials were not accepted.' }] },
+        });
       const routes: Record<string, () => void> = {
         'GET /redfish/v1/Systems': () => send(200, { Members: [{ '@odata.id': '/redfish/v1/Systems/1' }] }),
         'GET /redfish/v1/Systems/1': () => send(200, { Id: '1', PowerState: state.power, Boot: state.boot }),
@@ -46,7 +72,13 @@ export async function startFakeBmc(user: string, password: string): Promise<Fake
           res.writeHead(204).end();
         },
         'GET /redfish/v1/Managers': () => send(200, { Members: [{ '@odata.id': '/redfish/v1/Managers/bmc' }] }),
-        'GET /redfish/v1/Managers/bmc/VirtualMedia': () => send(200, { Members: [{ '@odata.id': '/redfish/v1/Managers/bmc/VirtualMedia/Floppy' }, { '@odata.id': '/redfish/v1/Managers/bmc/VirtualMedia/CD' }] }),
+        'GET /redfish/v1/Managers/bmc/VirtualMedia': () =>
+          send(200, {
+            Members: [
+              { '@odata.id': '/redfish/v1/Managers/bmc/VirtualMedia/Floppy' },
+              { '@odata.id': '/redfish/v1/Managers/bmc/VirtualMedia/CD' },
+            ],
+          }),
         'GET /redfish/v1/Managers/bmc/VirtualMedia/Floppy': () => send(200, { MediaTypes: ['Floppy', 'USBStick'], Inserted: false }),
         'GET /redfish/v1/Managers/bmc/VirtualMedia/CD': () => send(200, { MediaTypes: ['CD', 'DVD'], ...state.media }),
         'POST /redfish/v1/Managers/bmc/VirtualMedia/CD/Actions/VirtualMedia.InsertMedia': () => {

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from '
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { applyPrune, budgetStatus, budgetViolations, budgetsFromEnv, prunePlan } from '../../src/budget/work-root-budget.js';
+import { applyPrune, budgetStatus, budgetsFromEnv, budgetViolations, prunePlan } from '../../src/budget/work-root-budget.js';
 import { cli } from '../helpers/cli.js';
 
 /** A work root with dated runs: smoke has 4 (latest -> the 2nd newest), matrix 1. */
@@ -58,7 +58,8 @@ describe('work-root-budget', () => {
     expect(plan.map((c) => `${c.lane}/${c.run}`)).toEqual(['smoke/20261102T000000Z', 'smoke/20261101T000000Z']);
     const done = await applyPrune(root, plan);
     expect(done).toHaveLength(2);
-    for (const keep of ['20261104T000000Z', '20261103T000000Z', '20261001T000000Z']) expect(existsSync(path.join(root, 'smoke', keep))).toBe(true);
+    for (const keep of ['20261104T000000Z', '20261103T000000Z', '20261001T000000Z'])
+      expect(existsSync(path.join(root, 'smoke', keep))).toBe(true);
     expect(existsSync(path.join(root, 'smoke', '20261102T000000Z'))).toBe(false);
     expect(existsSync(path.join(outside, 'precious'))).toBe(true);
     // KEEP 0 still keeps what latest points at; a lane without a latest link keeps nothing.
@@ -79,7 +80,9 @@ describe('work-root-budget', () => {
     expect(existsSync(path.join(outside, 'precious'))).toBe(true);
     const bad = await cli(['--work-root', root, 'work-root-budget', 'prune-proof-logs', 'two']);
     expect(bad.exitCode).toBe(2);
-    const enforce = await cli(['--work-root', root, 'work-root-budget', 'enforce'], { env: { ULTRACLOUD_BUDGET_CLUSTER_STATE_GIB: '0.00001' } });
+    const enforce = await cli(['--work-root', root, 'work-root-budget', 'enforce'], {
+      env: { ULTRACLOUD_BUDGET_CLUSTER_STATE_GIB: '0.00001' },
+    });
     expect(enforce.exitCode).toBe(1);
     expect(enforce.stdout).toMatch(/over budget: cluster state/);
   });

@@ -8,9 +8,16 @@ import { DeployerStore } from '../../src/deployer/store.js';
 
 const contract = {
   pools: { control: {} },
-  classes: { 'control-plane': { pool: 'control', install_plan: { profile: 'control-plane', disk: '/dev/disk/by-id/virtio-uc-control-root' } } },
+  classes: {
+    'control-plane': { pool: 'control', install_plan: { profile: 'control-plane', disk: '/dev/disk/by-id/virtio-uc-control-root' } },
+  },
 };
-const node = { id: 'bm-1', machine_id: 'SER-1', class: 'control-plane', desired_system: { target_system: 'cp-v1', health_check: "grep -q '^ok' /tmp/x", health_timeout_s: 20 } };
+const node = {
+  id: 'bm-1',
+  machine_id: 'SER-1',
+  class: 'control-plane',
+  desired_system: { target_system: 'cp-v1', health_check: "grep -q '^ok' /tmp/x", health_timeout_s: 20 },
+};
 
 describe('lab deployer (real HTTP on loopback)', () => {
   const open: Deployer[] = [];
@@ -19,13 +26,23 @@ describe('lab deployer (real HTTP on loopback)', () => {
   });
   const start = async (dir: string, port = 0) => {
     const artifacts = path.join(dir, 'artifacts');
-    const d = new Deployer({ contract, store: new DeployerStore(path.join(dir, 'state.json')), artifacts, publicUrl: (p) => `http://10.0.2.2:${p}`, log: pino({ level: 'silent' }) });
+    const d = new Deployer({
+      contract,
+      store: new DeployerStore(path.join(dir, 'state.json')),
+      artifacts,
+      publicUrl: (p) => `http://10.0.2.2:${p}`,
+      log: pino({ level: 'silent' }),
+    });
     await d.listen(port);
     open.push(d);
     return d;
   };
   const call = async (d: Deployer, method: string, route: string, body?: unknown, accept = 'application/json') => {
-    const r = await fetch(`http://127.0.0.1:${d.port}${route}`, { method, headers: { 'content-type': 'application/json', accept }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const r = await fetch(`http://127.0.0.1:${d.port}${route}`, {
+      method,
+      headers: { 'content-type': 'application/json', accept },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
     return { status: r.status, text: await r.text() };
   };
 

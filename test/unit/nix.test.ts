@@ -2,9 +2,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { Profile } from '../../src/config/profile.js';
 import { attrNames, nixParallelism, parseNixVersion } from '../../src/images/nix-flake.js';
 import { parseCheck } from '../../src/images/nix-guards.js';
-import { Profile } from '../../src/config/profile.js';
 
 describe('nix provider pieces', () => {
   it('reads nix versions and knows where --print-out-paths starts', () => {
@@ -18,7 +18,9 @@ describe('nix provider pieces', () => {
     expect(nixParallelism({}, 16)).toEqual({ maxJobs: 4, cores: 4 });
     expect(nixParallelism({ PHOTON_CLUSTER_NIX_MAX_JOBS: '8', PHOTON_CLUSTER_NIX_BUILD_CORES: '2' }, 16)).toEqual({ maxJobs: 8, cores: 2 });
     expect(nixParallelism({ ULTRACLOUD_LOCAL_NIX_MAX_JOBS: '2', PHOTON_CLUSTER_NIX_MAX_JOBS: '8' }, 16)).toEqual({ maxJobs: 2, cores: 8 });
-    expect(() => nixParallelism({ PHOTON_CLUSTER_NIX_MAX_JOBS: '0' }, 4)).toThrow('PHOTON_CLUSTER_NIX_MAX_JOBS=0: expected a positive integer');
+    expect(() => nixParallelism({ PHOTON_CLUSTER_NIX_MAX_JOBS: '0' }, 4)).toThrow(
+      'PHOTON_CLUSTER_NIX_MAX_JOBS=0: expected a positive integer',
+    );
   });
 
   it('splits attribute paths, keeping quoted names whole', () => {
@@ -32,7 +34,9 @@ describe('nix provider pieces', () => {
     expect(bad.success).toBe(false);
     expect(bad.error!.issues[0]!.path).toEqual(['image', 'attribute']);
     expect(Profile.safeParse({ ...base, image: { source: 'nix', flake: '.', attribute: '{node}.vm' } }).success).toBe(false);
-    expect(Profile.safeParse({ ...base, image: { source: 'nix', flake: '.', attribute: 'packages.x86_64-linux.{node}-vm' } }).success).toBe(true);
+    expect(Profile.safeParse({ ...base, image: { source: 'nix', flake: '.', attribute: 'packages.x86_64-linux.{node}-vm' } }).success).toBe(
+      true,
+    );
   });
 
   it('the .nix syntax check names every file that does not parse (real nix-instantiate)', async () => {

@@ -38,7 +38,9 @@ describe('profile schema', () => {
     expect(JSON.stringify(dup.error?.issues)).toMatch(/duplicate ip/);
     expect(Profile.safeParse({ ...base, nodes: [{ ...base.nodes[0], ip: '10.0.0.300' }] }).success).toBe(false);
     const svc = Profile.safeParse({ ...base, services: { x: { unit: 'x.service', roles: ['nope'] } } });
-    expect(svc.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual(['services.x.roles.0: no node has role "nope" (roles: cp, worker)']);
+    expect(svc.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual([
+      'services.x.roles.0: no node has role "nope" (roles: cp, worker)',
+    ]);
     const dep = Profile.safeParse({ ...base, nodes: [base.nodes[0], { ...base.nodes[1], dependsOn: ['zz'] }] });
     expect(dep.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual(['nodes.1.dependsOn.0: unknown node "zz"']);
     expect(Profile.safeParse({ ...base, surprise: 1 }).success).toBe(false);
@@ -46,7 +48,11 @@ describe('profile schema', () => {
   });
 
   it('places services by role and derives expected units', () => {
-    const p = Profile.parse({ ...base, baseUnits: ['ssh.service'], services: { db: { unit: 'db.service', roles: ['cp'] }, all: { unit: 'all.service', roles: ['*'] } } });
+    const p = Profile.parse({
+      ...base,
+      baseUnits: ['ssh.service'],
+      services: { db: { unit: 'db.service', roles: ['cp'] }, all: { unit: 'all.service', roles: ['*'] } },
+    });
     expect(expectedUnits(p, p.nodes[0]!)).toEqual(['ssh.service', 'db.service', 'all.service']);
     expect(expectedUnits(p, p.nodes[1]!)).toEqual(['ssh.service', 'all.service']);
   });
@@ -59,7 +65,11 @@ describe('profile schema', () => {
   });
 
   it('the CLI refuses a non-positive timeout or line count with exit 2', async () => {
-    for (const args of [['start', '--timeout', 'abc'], ['stop', '--timeout', '0'], ['logs', 'node01', '-n', '-3']]) {
+    for (const args of [
+      ['start', '--timeout', 'abc'],
+      ['stop', '--timeout', '0'],
+      ['logs', 'node01', '-n', '-3'],
+    ]) {
       const r = await cli(args);
       expect(r.exitCode, args.join(' ')).toBe(2);
       expect(r.stderr).toMatch(/expected a positive number/);
@@ -69,7 +79,12 @@ describe('profile schema', () => {
 
 describe('port contract', () => {
   it('refuses exposing a UDP port (host forwards are TCP only)', () => {
-    const r = Profile.safeParse({ ...base, services: { dns: { unit: 'dns.service', roles: ['cp'], ports: [{ name: 'dns', port: 53, protocol: 'udp', expose: true }] } } });
-    expect(r.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual(['services.dns.ports.0.expose: only TCP ports can be forwarded to the host (expose with protocol udp)']);
+    const r = Profile.safeParse({
+      ...base,
+      services: { dns: { unit: 'dns.service', roles: ['cp'], ports: [{ name: 'dns', port: 53, protocol: 'udp', expose: true }] } },
+    });
+    expect(r.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual([
+      'services.dns.ports.0.expose: only TCP ports can be forwarded to the host (expose with protocol udp)',
+    ]);
   });
 });

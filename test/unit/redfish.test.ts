@@ -3,8 +3,8 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RedfishClient, redfishConfigFromEnv } from '../../src/baremetal/redfish.js';
-import { REPO, cli } from '../helpers/cli.js';
-import { startFakeBmc, type FakeBmc } from '../helpers/redfish-server.js';
+import { cli, REPO } from '../helpers/cli.js';
+import { type FakeBmc, startFakeBmc } from '../helpers/redfish-server.js';
 
 const PASSWORD = 'hunter2-do-not-log';
 
@@ -29,7 +29,11 @@ describe('Redfish client against a loopback Redfish-shaped BMC', () => {
     const c = new RedfishClient({ url: bmc.url, username: 'admin', password: PASSWORD, insecure: true }, log);
     const r = await c.bootFromVirtualMedia('http://10.0.0.5/ultracloud-installer.iso');
     expect(r).toEqual({ system: '/redfish/v1/Systems/1', slot: '/redfish/v1/Managers/bmc/VirtualMedia/CD', reset: 'On' });
-    expect(bmc.state).toMatchObject({ power: 'On', media: { Image: 'http://10.0.0.5/ultracloud-installer.iso', Inserted: true }, boot: { BootSourceOverrideTarget: 'Cd', BootSourceOverrideEnabled: 'Once' } });
+    expect(bmc.state).toMatchObject({
+      power: 'On',
+      media: { Image: 'http://10.0.0.5/ultracloud-installer.iso', Inserted: true },
+      boot: { BootSourceOverrideTarget: 'Cd', BootSourceOverrideEnabled: 'Once' },
+    });
     const writes = bmc.requests.filter((q) => q.method !== 'GET').map((q) => `${q.method} ${q.path}`);
     expect(writes).toEqual([
       'POST /redfish/v1/Managers/bmc/VirtualMedia/CD/Actions/VirtualMedia.InsertMedia',
@@ -38,7 +42,12 @@ describe('Redfish client against a loopback Redfish-shaped BMC', () => {
     ]);
     // A second run on a running machine with media inserted: eject first, then force-restart.
     await c.bootFromVirtualMedia('http://10.0.0.5/second.iso');
-    expect(bmc.requests.filter((q) => q.method !== 'GET').slice(3).map((q) => q.path.split('/').pop())).toEqual(['VirtualMedia.EjectMedia', 'VirtualMedia.InsertMedia', '1', 'ComputerSystem.Reset']);
+    expect(
+      bmc.requests
+        .filter((q) => q.method !== 'GET')
+        .slice(3)
+        .map((q) => q.path.split('/').pop()),
+    ).toEqual(['VirtualMedia.EjectMedia', 'VirtualMedia.InsertMedia', '1', 'ComputerSystem.Reset']);
     expect(bmc.requests.at(-1)!.body).toEqual({ ResetType: 'ForceRestart' });
     expect(lines.join('')).not.toContain(PASSWORD);
   });
@@ -56,18 +65,53 @@ describe('Redfish client against a loopback Redfish-shaped BMC', () => {
   });
 
   it('takes its settings from the environment and says which are missing', () => {
-    expect(() => redfishConfigFromEnv({ ULTRACLOUD_REDFISH_URL: 'https://bmc' })).toThrow('redfish transport needs ULTRACLOUD_REDFISH_USERNAME, ULTRACLOUD_REDFISH_PASSWORD');
-    expect(redfishConfigFromEnv({ ULTRACLOUD_REDFISH_URL: 'https://bmc/', ULTRACLOUD_REDFISH_USERNAME: 'u', ULTRACLOUD_REDFISH_PASSWORD: 'p', ULTRACLOUD_REDFISH_INSECURE: '1' })).toEqual({ url: 'https://bmc', username: 'u', password: 'p', insecure: true });
+    expect(() => redfishConfigFromEnv({ ULTRACLOUD_REDFISH_URL: 'https://bmc' })).toThrow(
+      'redfish transport needs ULTRACLOUD_REDFISH_USERNAME, ULTRACLOUD_REDFISH_PASSWORD',
+    );
+    expect(
+      redfishConfigFromEnv({
+        ULTRACLOUD_REDFISH_URL: 'https://bmc/',
+        ULTRACLOUD_REDFISH_USERNAME: 'u',
+        ULTRACLOUD_REDFISH_PASSWORD: 'p',
+        ULTRACLOUD_REDFISH_INSECURE: '1',
+      }),
+    ).toEqual({ url: 'https://bmc', username: 'u', password: 'p', insecure: true });
   });
 
   it('hardware-smoke run --transport redfish drives the BMC; no evidence file holds the password', async () => {
     const work = path.join(REPO, 'work', 'unit-hardware-smoke');
-    const env = { ULTRACLOUD_REDFISH_URL: bmc.url, ULTRACLOUD_REDFISH_USERNAME: 'admin', ULTRACLOUD_REDFISH_PASSWORD: PASSWORD, ULTRACLOUD_REDFISH_INSECURE: '1' };
-    const r = await cli(['--work-root', work, '--json', 'hardware-smoke', 'run', '--transport', 'redfish', '--iso-url', 'http://10.0.0.5/uc.iso', '--deployer-url', 'http://10.0.0.5:8088'], { env, timeout: 60_000 });
+    const env = {
+      ULTRACLOUD_REDFISH_URL: bmc.url,
+      ULTRACLOUD_REDFISH_USERNAME: 'admin',
+      ULTRACLOUD_REDFISH_PASSWORD: PASSWORD,
+      ULTRACLOUD_REDFISH_INSECURE: '1',
+    };
+    const r = await cli(
+      [
+        '--work-root',
+        work,
+        '--json',
+        'hardware-smoke',
+        'run',
+        '--transport',
+        'redfish',
+        '--iso-url',
+        'http://10.0.0.5/uc.iso',
+        '--deployer-url',
+        'http://10.0.0.5:8088',
+      ],
+      { env, timeout: 60_000 },
+    );
     expect(r.exitCode, r.stderr).toBe(0);
     const out = JSON.parse(r.stdout);
-    expect(out.steps.map((s: { name: string; status: string }) => `${s.name}:${s.status}`)).toEqual(['installer-image:passed', 'handoff:passed', 'transport:passed']);
-    expect(readFileSync(path.join(out.dir, 'kernel-params.txt'), 'utf8')).toContain('ultracloud.installer=1 ultracloud.deployer=http://10.0.0.5:8088');
+    expect(out.steps.map((s: { name: string; status: string }) => `${s.name}:${s.status}`)).toEqual([
+      'installer-image:passed',
+      'handoff:passed',
+      'transport:passed',
+    ]);
+    expect(readFileSync(path.join(out.dir, 'kernel-params.txt'), 'utf8')).toContain(
+      'ultracloud.installer=1 ultracloud.deployer=http://10.0.0.5:8088',
+    );
     const calls = JSON.parse(readFileSync(path.join(out.dir, 'redfish-calls.json'), 'utf8'));
     expect(calls.map((c: { status: number }) => c.status).every((s: number) => s < 300)).toBe(true);
     for (const f of filesUnder(out.dir)) expect(readFileSync(f, 'utf8'), f).not.toContain(PASSWORD);

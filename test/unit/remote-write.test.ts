@@ -41,6 +41,6 @@ describe('remote-write encoding', () => {
     const label2 = '0a08' + '0a0372756e' + '120172';
     const sample = '120c' + '09000000000000f83f' + '10e807';
     const ts = label1 + label2 + sample;
-    expect(hex).toBe('0a' + (ts.length / 2).toString(16) + ts);
+    expect(hex).toBe(`0a${(ts.length / 2).toString(16)}${ts}`);
   });
 });

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, readlinkSync, existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -34,7 +34,11 @@ describe('run record', () => {
     const mid = readResult(rec.dir);
     expect(mid.steps[0]).toMatchObject({ name: 'first', status: 'passed', detail: 'did it', evidence: ['first/out.txt'] });
     expect(readFileSync(path.join(rec.dir, 'first/out.txt'), 'utf8')).toBe('hello');
-    await expect(rec.step('second', async () => { throw new Error('boom'); })).rejects.toThrow('boom');
+    await expect(
+      rec.step('second', async () => {
+        throw new Error('boom');
+      }),
+    ).rejects.toThrow('boom');
     rec.skip('third', 'an earlier step failed');
     const res = await rec.finish();
     expect(res.success).toBe(false);
@@ -86,7 +90,10 @@ describe('run record', () => {
     expect(res.status).toBe('interrupted');
     expect(res.success).toBe(false);
     expect(res.error).toMatch(/SIGTERM/);
-    expect(res.steps.map((s) => [s.name, s.status])).toEqual([['fast', 'passed'], ['forever', 'running']]);
+    expect(res.steps.map((s) => [s.name, s.status])).toEqual([
+      ['fast', 'passed'],
+      ['forever', 'running'],
+    ]);
     expect(readFileSync(path.join(root, 'smoke', 'latest', 'junit.xml'), 'utf8')).toMatch(/interrupted while running/);
   });
 

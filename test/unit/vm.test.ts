@@ -4,59 +4,92 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { bootWaves } from '../../src/cluster/waves.js';
+import { chassisMac } from '../../src/baremetal/chassis.js';
 import { hostKeyLine } from '../../src/cluster/ssh-pool.js';
+import { bootWaves } from '../../src/cluster/waves.js';
+import { loadProfile } from '../../src/config/load-profile.js';
 import { StateLock } from '../../src/core/lock.js';
 import { renderEnvFile } from '../../src/core/shell.js';
 import { allocatePorts, portInUse } from '../../src/vm/ports.js';
-import { nodeMacs, qemuArgv, type QemuSpec } from '../../src/vm/qemu-argv.js';
-import { loadProfile } from '../../src/config/load-profile.js';
-import { chassisMac } from '../../src/baremetal/chassis.js';
+import { nodeMacs, type QemuSpec, qemuArgv } from '../../src/vm/qemu-argv.js';
 
 const spec: QemuSpec = {
-  name: 'node01', accel: 'tcg', memoryMiB: 768, vcpus: 1, kernel: '/img/vmlinuz', initrd: '/img/initrd.img',
-  cmdline: 'console=ttyS0 root=/dev/vda', disk: '/s/node01/disk.qcow2',
-  control: { mac: '52:54:00:c0:00:01', forwards: [{ hostPort: 40022, guestPort: 22 }, { hostPort: 40080, guestPort: 80 }] },
+  name: 'node01',
+  accel: 'tcg',
+  memoryMiB: 768,
+  vcpus: 1,
+  kernel: '/img/vmlinuz',
+  initrd: '/img/initrd.img',
+  cmdline: 'console=ttyS0 root=/dev/vda',
+  disk: '/s/node01/disk.qcow2',
+  control: {
+    mac: '52:54:00:c0:00:01',
+    forwards: [
+      { hostPort: 40022, guestPort: 22 },
+      { hostPort: 40080, guestPort: 80 },
+    ],
+  },
   data: { mac: '52:54:00:da:00:01', vdeSocket: '/v/ctl' },
   fwCfg: [{ name: 'opt/ultracloud/env', file: '/s/node01/node.env' }],
-  qmpSocket: '/s/node01/qmp.sock', pidfile: '/s/node01/qemu.pid', consoleLog: '/s/node01/vm.log',
+  qmpSocket: '/s/node01/qmp.sock',
+  pidfile: '/s/node01/qemu.pid',
+  consoleLog: '/s/node01/vm.log',
 };
-const after = (argv: string[], flag: string) => argv.filter((_, i) => argv[i - 1] === flag);
+const argsAfter = (argv: string[], flag: string) => argv.filter((_, i) => argv[i - 1] === flag);
 
 describe('qemu argv builder', () => {
   it('builds a daemonized TCG guest with loopback-only forwards, a separate data NIC, QMP, pidfile and console', () => {
     const a = qemuArgv(spec);
-    expect(after(a, '-accel')).toEqual(['tcg,tb-size=128']);
+    expect(argsAfter(a, '-accel')).toEqual(['tcg,tb-size=128']);
     expect(a).not.toContain('-cpu');
-    expect(after(a, '-netdev')).toEqual(['user,id=ctl,hostfwd=tcp:127.0.0.1:40022-:22,hostfwd=tcp:127.0.0.1:40080-:80', 'vde,id=data,sock=/v/ctl']);
-    expect(after(a, '-device')).toContain('virtio-net-pci,netdev=data,mac=52:54:00:da:00:01');
-    expect(after(a, '-fw_cfg')).toEqual(['name=opt/ultracloud/env,file=/s/node01/node.env']);
-    expect(after(a, '-qmp')).toEqual(['unix:/s/node01/qmp.sock,server=on,wait=off']);
-    expect(after(a, '-pidfile')).toEqual(['/s/node01/qemu.pid']);
-    expect(after(a, '-chardev')[0]).toMatch(/path=\/s\/node01\/vm.log,append=on/);
+    expect(argsAfter(a, '-netdev')).toEqual([
+      'user,id=ctl,hostfwd=tcp:127.0.0.1:40022-:22,hostfwd=tcp:127.0.0.1:40080-:80',
+      'vde,id=data,sock=/v/ctl',
+    ]);
+    expect(argsAfter(a, '-device')).toContain('virtio-net-pci,netdev=data,mac=52:54:00:da:00:01');
+    expect(argsAfter(a, '-fw_cfg')).toEqual(['name=opt/ultracloud/env,file=/s/node01/node.env']);
+    expect(argsAfter(a, '-qmp')).toEqual(['unix:/s/node01/qmp.sock,server=on,wait=off']);
+    expect(argsAfter(a, '-pidfile')).toEqual(['/s/node01/qemu.pid']);
+    expect(argsAfter(a, '-chardev')[0]).toMatch(/path=\/s\/node01\/vm.log,append=on/);
     expect(a.at(-1)).toBe('-daemonize');
     expect(a.join(' ')).not.toMatch(/hostfwd=tcp::/); // never bound to all interfaces
   });
 
   it('uses kvm with the host cpu, and no data NIC when there is no switch', () => {
     const a = qemuArgv({ ...spec, accel: 'kvm', data: undefined });
-    expect(after(a, '-accel')).toEqual(['kvm']);
-    expect(after(a, '-cpu')).toEqual(['host']);
+    expect(argsAfter(a, '-accel')).toEqual(['kvm']);
+    expect(argsAfter(a, '-cpu')).toEqual(['host']);
     expect(a.join(' ')).not.toMatch(/vde/);
   });
 
   it('stands in for a physical machine: boots the ISO, disks by virtio serial, SMBIOS serial, a marker port, fw_cfg strings', () => {
     const a = qemuArgv({
-      ...spec, kernel: undefined, initrd: undefined, cmdline: undefined, disk: undefined, data: undefined,
-      cdrom: '/i/installer.iso', serialDisks: [{ file: '/c/disk.qcow2', serial: 'uc-control-root' }], smbiosSerial: 'uc-bm-control-01',
-      virtioSerial: { name: 'org.ultracloud.markers', file: '/c/markers.log' }, fwCfg: [{ name: 'opt/ultracloud/deployer', string: 'http://10.0.2.2:4000' }],
+      ...spec,
+      kernel: undefined,
+      initrd: undefined,
+      cmdline: undefined,
+      disk: undefined,
+      data: undefined,
+      cdrom: '/i/installer.iso',
+      serialDisks: [{ file: '/c/disk.qcow2', serial: 'uc-control-root' }],
+      smbiosSerial: 'uc-bm-control-01',
+      virtioSerial: { name: 'org.ultracloud.markers', file: '/c/markers.log' },
+      fwCfg: [{ name: 'opt/ultracloud/deployer', string: 'http://10.0.2.2:4000' }],
     });
     expect(a).not.toContain('-kernel');
-    expect(after(a, '-drive')).toEqual(['file=/c/disk.qcow2,if=none,id=disk0,format=qcow2,cache=unsafe', 'file=/i/installer.iso,media=cdrom,if=ide,readonly=on']);
-    expect(after(a, '-device')).toEqual(expect.arrayContaining(['virtio-blk-pci,drive=disk0,serial=uc-control-root', 'virtserialport,chardev=vsp,name=org.ultracloud.markers']));
-    expect(after(a, '-boot')).toEqual(['order=d']);
-    expect(after(a, '-smbios')).toEqual(['type=1,serial=uc-bm-control-01']);
-    expect(after(a, '-fw_cfg')).toEqual(['name=opt/ultracloud/deployer,string=http://10.0.2.2:4000']);
+    expect(argsAfter(a, '-drive')).toEqual([
+      'file=/c/disk.qcow2,if=none,id=disk0,format=qcow2,cache=unsafe',
+      'file=/i/installer.iso,media=cdrom,if=ide,readonly=on',
+    ]);
+    expect(argsAfter(a, '-device')).toEqual(
+      expect.arrayContaining([
+        'virtio-blk-pci,drive=disk0,serial=uc-control-root',
+        'virtserialport,chardev=vsp,name=org.ultracloud.markers',
+      ]),
+    );
+    expect(argsAfter(a, '-boot')).toEqual(['order=d']);
+    expect(argsAfter(a, '-smbios')).toEqual(['type=1,serial=uc-bm-control-01']);
+    expect(argsAfter(a, '-fw_cfg')).toEqual(['name=opt/ultracloud/deployer,string=http://10.0.2.2:4000']);
     expect(chassisMac('bm-control-01')).toMatch(/^52:54:00:b0:[0-9a-f]{2}:[0-9a-f]{2}$/);
     expect(chassisMac('bm-control-01')).not.toBe(chassisMac('bm-worker-01'));
   });
@@ -93,7 +126,12 @@ describe('boot waves', () => {
   it('ignores dependencies outside a selection and refuses unknown nodes and cycles', () => {
     expect(bootWaves(lab.nodes, ['node06', 'node01'])).toEqual([['node01', 'node06']]);
     expect(() => bootWaves(lab.nodes, ['node09'])).toThrow(/unknown node\(s\): node09/);
-    expect(() => bootWaves([{ name: 'a', dependsOn: ['b'] }, { name: 'b', dependsOn: ['a'] }])).toThrow(/cycle among: a, b/);
+    expect(() =>
+      bootWaves([
+        { name: 'a', dependsOn: ['b'] },
+        { name: 'b', dependsOn: ['a'] },
+      ]),
+    ).toThrow(/cycle among: a, b/);
   });
 });
 
@@ -101,7 +139,15 @@ describe('state lock', () => {
   it('refuses a second harness naming the first pid, and takes over a stale lock', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'uc-lock-'));
     // A live foreign harness: a child whose argv says ultracloud holds the lock.
-    const holder = execa('node', ['-e', `require('fs').writeFileSync(${JSON.stringify(path.join(dir, 'harness.lock'))}, JSON.stringify({pid: process.pid, command: 'start', since: 'now'})); console.log('held'); setInterval(()=>{}, 1000)`, 'ultracloud'], { reject: false });
+    const holder = execa(
+      'node',
+      [
+        '-e',
+        `require('fs').writeFileSync(${JSON.stringify(path.join(dir, 'harness.lock'))}, JSON.stringify({pid: process.pid, command: 'start', since: 'now'})); console.log('held'); setInterval(()=>{}, 1000)`,
+        'ultracloud',
+      ],
+      { reject: false },
+    );
     await new Promise<void>((r) => holder.stdout!.once('data', () => r()));
     await expect(StateLock.acquire(dir, 'start')).rejects.toThrow(new RegExp(`pid ${holder.pid}, "start"`));
     holder.kill('SIGKILL');
@@ -122,7 +168,8 @@ describe('ssh host keys', () => {
 describe('readiness parsing', () => {
   it('splits `systemctl show` output into one property block per unit', async () => {
     const { parseShow } = await import('../../src/cluster/readiness.js');
-    const out = 'Id=a.service\nLoadState=loaded\nActiveState=active\nNRestarts=0\n\nId=b.service\nLoadState=masked\nActiveState=inactive\nNRestarts=31\n';
+    const out =
+      'Id=a.service\nLoadState=loaded\nActiveState=active\nNRestarts=0\n\nId=b.service\nLoadState=masked\nActiveState=inactive\nNRestarts=31\n';
     expect(parseShow(out)).toEqual([
       { Id: 'a.service', LoadState: 'loaded', ActiveState: 'active', NRestarts: '0' },
       { Id: 'b.service', LoadState: 'masked', ActiveState: 'inactive', NRestarts: '31' },
