@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 UC := node bin/ultracloud.js
 
-.PHONY: setup build-cli test test-unit test-e2e doctor cluster-smoke fresh-smoke smoke baremetal-iso hardware-smoke-preflight guards-eval guards-build stop clean bench-ssh
+.PHONY: setup build-cli lint test test-unit test-e2e doctor cluster-smoke fresh-smoke smoke baremetal-iso hardware-smoke-preflight guards-eval guards-build stop clean bench-ssh
 
 setup:
 	@scripts/setup-host.sh
@@ -14,7 +14,13 @@ build-cli: setup
 test: setup
 	npm run build
 	npm run typecheck
+	npm run lint
 	npx vitest run $(VITEST_ARGS)
+
+## Formatting and lint (biome) and the layering rule (dependency-cruiser on dist/).
+lint: setup
+	npm run build
+	npm run lint
 
 test-unit: setup
 	npm run build

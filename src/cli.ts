@@ -1,5 +1,4 @@
 import { Command, Option } from 'commander';
-import { registerBaremetal } from './commands/baremetal.js';
 import { registerBudget } from './commands/budget.js';
 import { registerBuild } from './commands/build.js';
 import { registerCluster } from './commands/cluster.js';
@@ -26,6 +25,5 @@ registerBuild(program);
 registerGuards(program);
 registerCluster(program);
 registerLanes(program);
-registerBaremetal(program);
 
 await program.parseAsync(process.argv);

@@ -1,4 +1,4 @@
-import { FollowEnded, followFile } from '../probes/console-follow.js';
+import { FollowEnded, followFile } from '../core/follow-file.js';
 
 /**
  * kola testiso's completion tokens: fixed `ULTRACLOUD_MARKER <name> [detail]` lines on a

@@ -1,6 +1,7 @@
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import { DATED_DIR } from '../core/time.js';
+import { removeWithin } from '../core/work-root.js';
 import { diskUsage, formatBytes } from './disk-usage.js';
 
 /** The seeds' work-root-budget.sh: report sizes, enforce soft budgets, prune dated proof dirs safely. */
@@ -157,7 +158,7 @@ export async function applyPrune(workRoot: string, plan: PruneCandidate[]): Prom
   const done: PruneCandidate[] = [];
   for (const c of plan) {
     if (!(await insideRoot(root, c.path))) continue;
-    await fs.rm(c.path, { recursive: true });
+    await removeWithin(workRoot, c.path); // the work root's marker, real paths, no mounts
     done.push(c);
   }
   return done;

@@ -1,103 +1,88 @@
 import type { Logger } from 'pino';
 import type { ClusterPaths } from '../config/paths.js';
-import { expectedUnits, type LoadedProfile, type NodeSpec, nodeMemory, nodeVcpus, servicesOn } from '../config/profile.js';
+import type { LoadedProfile } from '../config/profile.js';
 import { UsageError } from '../core/errors.js';
-import { ownedPid } from '../core/proc.js';
+import { nodeRecords, nodesInState } from '../vm/state.js';
+import { Node } from './node.js';
 import { ensureHarnessKey } from './ssh-key.js';
-import { type ExecResult, SshPool, type SshTarget } from './ssh-pool.js';
-import { type NodeRecord, nodeFiles, readNodeRecord } from './state.js';
-
-export class CommandFailed extends Error {
-  override name = 'CommandFailed';
-}
+import { SshPool } from './ssh-pool.js';
 
 /**
- * A handle on one cluster (profile + state dir): node specs, their runtime records, and one
- * pooled SSH connection per node. Lanes and probes talk to nodes only through this.
+ * A handle on one cluster (profile + state dir): its Nodes, and one pooled SSH connection per
+ * node that every command and forwarded port shares. Lanes, services and faults reach guests
+ * only through Nodes.
  */
 export class Cluster {
   readonly pool = new SshPool();
+  private readonly byName: Map<string, Node>;
 
   private constructor(
     readonly profile: LoadedProfile,
     readonly paths: ClusterPaths,
     readonly key: { privateKey: string; publicKey: string },
     readonly log: Logger,
-  ) {}
-
-  static async open(profile: LoadedProfile, paths: ClusterPaths, log: Logger): Promise<Cluster> {
-    return new Cluster(profile, paths, await ensureHarnessKey(paths.keys), log);
+  ) {
+    this.byName = new Map(profile.nodes.map((spec) => [spec.name, new Node(this, spec)]));
   }
 
-  spec(name: string): NodeSpec {
-    const n = this.profile.nodes.find((x) => x.name === name);
-    if (!n)
-      throw new UsageError(
-        `unknown node "${name}" (profile ${this.profile.name} has: ${this.profile.nodes.map((x) => x.name).join(', ')})`,
-      );
+  static async open(profile: LoadedProfile, paths: ClusterPaths, log: Logger): Promise<Cluster> {
+    return new Cluster(profile, paths, await ensureHarnessKey(paths.workRoot, paths.keys), log);
+  }
+
+  /** The node of this name; an unknown name is bad input (exit 2) naming the nodes there are. */
+  node(name: string): Node {
+    const n = this.byName.get(name);
+    if (!n) throw new UsageError(`unknown node "${name}" (profile ${this.profile.name} has: ${[...this.byName.keys()].join(', ')})`);
     return n;
   }
 
-  nodeIndex(name: string): number {
+  /** A handle for a node dir another profile left in this state dir: enough to find and stop its QEMU. */
+  orphan(name: string): Node {
+    return new Node(this, { name, roles: ['unknown'], ip: '0.0.0.0', dependsOn: [], forwards: [] });
+  }
+
+  /** Every node of the profile, in profile order. */
+  nodes(): Node[] {
+    return [...this.byName.values()];
+  }
+
+  withRole(role: string): Node[] {
+    return this.nodes().filter((n) => role === '*' || n.hasRole(role));
+  }
+
+  /** 1-based position in the profile: stable MACs derive from it. */
+  indexOf(name: string): number {
     return this.profile.nodes.findIndex((x) => x.name === name) + 1;
   }
 
-  units(name: string): string[] {
-    return expectedUnits(this.profile, this.spec(name));
+  /** What a node learns at boot over fw_cfg: who it is, its peers and roles, the harness key. */
+  nodeEnv(node: Node): Record<string, string> {
+    const nodes = this.profile.nodes;
+    return {
+      NODE_NAME: node.name,
+      CLUSTER_IP: node.ip,
+      CLUSTER_PREFIX: String(this.profile.network.prefixLength),
+      ROLES: node.roles.join(' '),
+      CLUSTER_PEERS: nodes.map((n) => `${n.name}=${n.ip}`).join(' '),
+      CLUSTER_ROLES: nodes.map((n) => `${n.name}=${n.roles.join(',')}`).join(' '),
+      SSH_AUTHORIZED_KEY: this.key.publicKey,
+    };
   }
 
-  memoryMiB(name: string): number {
-    return nodeMemory(this.profile, this.spec(name));
+  /** Host ports recorded by any node of this state dir (so a new launch never reuses them). */
+  async recordedPorts(): Promise<Set<number>> {
+    return new Set((await nodeRecords(this.paths.state)).flatMap((r) => Object.values(r.ports).map((p) => p.host)));
   }
 
-  vcpus(name: string): number {
-    return nodeVcpus(this.profile, this.spec(name));
+  /** Names of node dirs in the state dir (whatever profile made them): what `stop` must consider. */
+  nodesInState(): Promise<string[]> {
+    return nodesInState(this.paths.state);
   }
 
-  /** Guest ports to forward: the node's own plus every exposed port of the services on it. */
-  forwards(name: string): Record<string, number> {
-    const spec = this.spec(name);
-    const out: Record<string, number> = {};
-    for (const f of spec.forwards) out[f.name] = f.port;
-    for (const [svc, c] of servicesOn(this.profile, spec)) for (const p of c.ports) if (p.expose) out[`${svc}-${p.name}`] = p.port;
-    return out;
-  }
-
-  files(name: string) {
-    return nodeFiles(this.paths.state, name);
-  }
-
-  async pid(name: string): Promise<number | null> {
-    const f = this.files(name);
-    return ownedPid(f.pidfile, f.pidfile);
-  }
-
-  async record(name: string): Promise<NodeRecord> {
-    const r = await readNodeRecord(this.paths.state, name);
-    if (!r) throw new UsageError(`${name} has not been started (no ${this.files(name).record}); run: ultracloud start`);
-    return r;
-  }
-
-  async hostPort(name: string, portName: string): Promise<number> {
-    const r = await this.record(name);
-    const p = r.ports[portName];
-    if (!p) throw new UsageError(`${name} has no forwarded port "${portName}" (has: ${Object.keys(r.ports).join(', ')})`);
-    return p.host;
-  }
-
-  async target(name: string): Promise<SshTarget> {
-    return { node: name, port: await this.hostPort(name, 'ssh'), privateKey: this.key.privateKey, hostKeyFile: this.files(name).hostKey };
-  }
-
-  async exec(name: string, command: string, opts: { timeoutMs?: number; stdin?: string } = {}): Promise<ExecResult> {
-    return this.pool.exec(await this.target(name), command, { timeoutMs: 60000, ...opts });
-  }
-
-  /** Run a command that must succeed; its stderr is in the error. */
-  async sh(name: string, command: string, opts: { timeoutMs?: number; stdin?: string } = {}): Promise<string> {
-    const r = await this.exec(name, command, opts);
-    if (r.code !== 0) throw new CommandFailed(`${name}: \`${command}\` exited ${r.code}: ${(r.stderr || r.stdout).trim().slice(0, 2000)}`);
-    return r.stdout;
+  /** Nodes of the profile whose recorded QEMU runs. */
+  async running(): Promise<Node[]> {
+    const up = await Promise.all(this.nodes().map(async (n) => ((await n.running()) ? n : null)));
+    return up.filter((n): n is Node => n !== null);
   }
 
   close(): void {

@@ -1,28 +1,25 @@
-import pRetry from 'p-retry';
-import { readinessMarker } from '../config/profile.js';
 import { CheckFailed, errorMessage } from '../core/errors.js';
+import { FollowEnded, waitForText } from '../core/follow-file.js';
+import { StopWaiting, waitFor } from '../core/retry.js';
+import { shellQuote } from '../core/shell.js';
 import { seconds } from '../core/time.js';
-import { FollowEnded, waitForText } from '../probes/console-follow.js';
-import type { Cluster } from './cluster.js';
-import { consoleTail } from './console.js';
+import type { Node } from './node.js';
 import { HostKeyMismatch } from './ssh-pool.js';
 
 /** Restarts of an expected unit at or above this count mean it is restart-looping (kola's rule). */
 const MAX_RESTARTS = 3;
 
-async function failWithDiagnostics(cluster: Cluster, node: string, what: string): Promise<never> {
-  let failed = '';
+/** What a failed readiness wait shows: failed units, the journal's errors, the console's tail. */
+export async function nodeDiagnostics(node: Node): Promise<string> {
+  let failed: string;
   try {
     failed = (
-      await cluster.exec(node, 'systemctl --failed --no-legend --plain; journalctl -p err -b --no-pager -n 30', { timeoutMs: 15000 })
+      await node.exec('systemctl --failed --no-legend --plain; journalctl -p err -b --no-pager -n 30', { timeoutMs: 15_000 })
     ).stdout.trim();
   } catch (err) {
-    failed = `(could not collect: ${errorMessage(err)})`;
+    failed = `(could not collect over SSH: ${errorMessage(err)})`;
   }
-  const tail = await consoleTail(cluster.files(node).console, 25);
-  throw new CheckFailed(
-    `${node}: ${what}\n--- systemctl --failed / journal errors ---\n${failed || '(none)'}\n--- console tail (${cluster.files(node).console}) ---\n${tail}`,
-  );
+  return `--- systemctl --failed / journal errors (${node.name}) ---\n${failed || '(none)'}\n--- console tail (${node.files.console}) ---\n${await node.console(25)}`;
 }
 
 /** `systemctl show -p ... a b` prints one key=value block per unit, blocks separated by blank lines. */
@@ -40,108 +37,158 @@ export function parseShow(out: string): Record<string, string>[] {
     );
 }
 
-/** SSH answers: retried until the deadline, failing at once if the guest's QEMU has exited. */
-export async function waitForSsh(cluster: Cluster, node: string, deadline: number): Promise<void> {
-  const t = await cluster.target(node);
-  await pRetry(
-    async () => {
-      if (!(await cluster.pid(node)))
-        throw new CheckFailed(
-          `${node}: qemu exited while waiting for SSH\n--- console tail ---\n${await consoleTail(cluster.files(node).console)}`,
-        );
-      await cluster.pool.client(t, 10000);
-    },
-    {
-      retries: 10_000,
-      minTimeout: 500,
-      maxTimeout: 2000,
-      factor: 1.3,
-      shouldRetry: ({ error }) => !(error instanceof CheckFailed || error instanceof HostKeyMismatch) && Date.now() < deadline,
-    },
-  ).catch(async (err: unknown) => {
-    if (err instanceof CheckFailed || err instanceof HostKeyMismatch) throw err;
-    throw new CheckFailed(
-      `${node}: SSH on 127.0.0.1:${t.port} did not answer within the deadline (last: ${errorMessage(err)})\n--- console tail ---\n${await consoleTail(cluster.files(node).console)}`,
-    );
-  });
+/** Units named in `systemctl list-jobs --no-legend --plain` (columns: JOB UNIT TYPE STATE). */
+export function unitsWithJobs(out: string): Set<string> {
+  return new Set(
+    out
+      .split('\n')
+      .map((l) => l.trim().split(/\s+/)[1])
+      .filter((u): u is string => Boolean(u)),
+  );
+}
+
+export interface UnitsSnapshot {
+  system: string;
+  units: Record<string, { load: string; active: string; sub: string; restarts: number; job: boolean }>;
 }
 
 /**
- * kola's readiness: the system finished booting with no failed units, and every unit the
- * profile expects is active and not restart-looping. `failed` anywhere fails at once.
+ * One look at the node: the system state (after waiting up to 3 s in the guest for boot to
+ * settle, so booting nodes are not polled from here), every unit's state and whether a job is
+ * queued for it.
  */
-export async function waitForUnits(cluster: Cluster, node: string, deadline: number): Promise<void> {
-  const units = cluster.units(node);
-  const q = units.map((u) => `'${u}'`).join(' ');
-  const script = `systemctl is-system-running; echo '#'; systemctl show -p Id,LoadState,ActiveState,NRestarts ${q}`;
-  let last = '';
-  for (;;) {
-    const r = await cluster.exec(node, script, { timeoutMs: 30000 });
-    const [sys = '', show = ''] = r.stdout.split('#\n');
-    const system = sys.trim();
-    const byId = new Map(parseShow(show).map((p) => [p.Id, p]));
-    const stateOf = (u: string) => byId.get(u) ?? {};
-    const unusable = units.filter((u) => ['masked', 'not-found'].includes(stateOf(u).LoadState ?? ''));
-    if (unusable.length)
-      await failWithDiagnostics(
-        cluster,
-        node,
-        `expected unit(s) cannot start: ${unusable.map((u) => `${u} is ${stateOf(u).LoadState}`).join(', ')}`,
+export async function unitsSnapshot(node: Node, units: readonly string[]): Promise<UnitsSnapshot> {
+  const q = units.map(shellQuote).join(' ');
+  const script = `timeout 3 systemctl is-system-running --wait >/dev/null 2>&1; systemctl is-system-running; echo '#'; systemctl show -p Id,LoadState,ActiveState,SubState,NRestarts ${q}; echo '#'; systemctl list-jobs --no-legend --plain`;
+  const r = await node.exec(script, { timeoutMs: 30_000 });
+  const [sys = '', show = '', jobs = ''] = r.stdout.split('#\n');
+  const byId = new Map(parseShow(show).map((p) => [p.Id, p]));
+  const queued = unitsWithJobs(jobs);
+  return {
+    system: sys.trim(),
+    units: Object.fromEntries(
+      units.map((u) => {
+        const p = byId.get(u) ?? {};
+        return [
+          u,
+          {
+            load: p.LoadState ?? 'unknown',
+            active: p.ActiveState ?? 'unknown',
+            sub: p.SubState ?? '',
+            restarts: Number(p.NRestarts ?? 0),
+            job: queued.has(u),
+          },
+        ];
+      }),
+    ),
+  };
+}
+
+/**
+ * kola's readiness: the system finished booting with no failed units, and every expected unit
+ * is active and not restart-looping. Fails at once (not at the deadline) when the answer is
+ * known: a unit masked, missing, failed, looping, or inactive with no job queued once the
+ * system runs (someone stopped it: nothing will start it again).
+ */
+export function judgeUnits(node: string, s: UnitsSnapshot): 'ready' | string {
+  const entries = Object.entries(s.units);
+  const pick = (f: (u: UnitsSnapshot['units'][string]) => boolean) => entries.filter(([, u]) => f(u));
+  const unusable = pick((u) => u.load === 'masked' || u.load === 'not-found');
+  if (unusable.length)
+    throw new StopWaiting(`${node}: expected unit(s) cannot start: ${unusable.map(([n, u]) => `${n} is ${u.load}`).join(', ')}`);
+  const failed = pick((u) => u.active === 'failed');
+  if (failed.length) throw new StopWaiting(`${node}: unit(s) failed: ${failed.map(([n]) => n).join(', ')}`);
+  const looping = pick((u) => u.restarts >= MAX_RESTARTS);
+  if (looping.length)
+    throw new StopWaiting(`${node}: unit(s) restart-looping: ${looping.map(([n, u]) => `${n} restarted ${u.restarts} times`).join(', ')}`);
+  if (s.system === 'degraded' || s.system === 'maintenance') throw new StopWaiting(`${node}: system is ${s.system}`);
+  const inactive = pick((u) => u.active !== 'active');
+  if (s.system === 'running') {
+    const dead = inactive.filter(([, u]) => u.active === 'inactive' && !u.job);
+    if (dead.length)
+      throw new StopWaiting(
+        `${node}: unit(s) stopped with no start job queued: ${dead.map(([n, u]) => `${n} is ${u.active} (${u.sub})`).join(', ')}`,
       );
-    const failedUnits = units.filter((u) => stateOf(u).ActiveState === 'failed');
-    if (failedUnits.length) await failWithDiagnostics(cluster, node, `unit(s) failed: ${failedUnits.join(', ')}`);
-    const looping = units.filter((u) => Number(stateOf(u).NRestarts ?? 0) >= MAX_RESTARTS);
-    if (looping.length)
-      await failWithDiagnostics(
-        cluster,
-        node,
-        `unit(s) restart-looping: ${looping.map((u) => `${u} restarted ${stateOf(u).NRestarts} times`).join(', ')}`,
-      );
-    if (system === 'degraded' || system === 'maintenance') await failWithDiagnostics(cluster, node, `system is ${system}`);
-    const inactive = units.filter((u) => stateOf(u).ActiveState !== 'active');
-    if (system === 'running' && inactive.length === 0) return;
-    last = `system ${system}; not yet active: ${inactive.map((u) => `${u}=${stateOf(u).ActiveState}`).join(', ') || '(none)'}`;
-    if (Date.now() > deadline) await failWithDiagnostics(cluster, node, `not ready by the deadline: ${last}`);
-    // While booting, block in the guest until boot settles instead of polling from here; once the
-    // system runs, a unit still activating (etcd awaiting quorum) has no such event: check each second.
-    await cluster.exec(node, system === 'running' ? 'sleep 1' : 'timeout 5 systemctl is-system-running --wait >/dev/null 2>&1 || sleep 1', {
-      timeoutMs: 15000,
-    });
+    if (inactive.length === 0) return 'ready';
   }
+  return `system ${s.system}; not yet active: ${inactive.map(([n, u]) => `${n}=${u.active}`).join(', ') || '(none)'}`;
+}
+
+/** SSH answers: retried until the deadline, failing at once if the guest's QEMU exits or its host key changed. */
+export async function waitForSsh(node: Node, deadline: number): Promise<void> {
+  const t = await node.target();
+  await waitFor(
+    `${node.name}: SSH on 127.0.0.1:${t.port}`,
+    {
+      timeoutMs: Math.max(deadline - Date.now(), 1),
+      intervalMs: 500,
+      maxIntervalMs: 2000,
+      diagnostics: async () => `--- console tail ---\n${await node.console()}`,
+      progress: { log: node.log },
+    },
+    async () => {
+      if (!(await node.running())) throw new StopWaiting(`${node.name}: qemu exited while waiting for SSH`);
+      try {
+        await node.exec('true', { timeoutMs: 10_000 });
+      } catch (err) {
+        if (err instanceof HostKeyMismatch) throw new StopWaiting(err.message);
+        throw err;
+      }
+    },
+  );
+}
+
+export async function waitForUnits(node: Node, deadline: number, units = node.units()): Promise<void> {
+  await waitFor(
+    `${node.name}: system running with ${units.length} expected unit(s) active`,
+    {
+      timeoutMs: Math.max(deadline - Date.now(), 1),
+      intervalMs: 500,
+      maxIntervalMs: 1000,
+      diagnostics: () => nodeDiagnostics(node),
+      progress: { log: node.log },
+    },
+    async () => {
+      if (!(await node.running())) throw new StopWaiting(`${node.name}: qemu exited while waiting for its units`);
+      const verdict = judgeUnits(node.name, await unitsSnapshot(node, units));
+      if (verdict !== 'ready') throw new CheckFailed(verdict);
+    },
+  );
 }
 
 /** Readiness for guests without SSH (kernel + initramfs fixtures): their marker on the console. */
-export async function waitForConsoleMarker(cluster: Cluster, node: string, marker: string, deadline: number): Promise<void> {
-  const file = cluster.files(node).console;
-  const { consoleOffset } = await cluster.record(node);
+export async function waitForConsoleMarker(node: Node, marker: string, deadline: number): Promise<void> {
+  const file = node.files.console;
+  const { consoleOffset } = await node.record();
   try {
     await waitForText(file, marker, {
       offset: consoleOffset,
       deadline,
-      alive: async () => (await cluster.pid(node)) !== null,
-      what: `${node}: console marker "${marker}"`,
+      alive: () => node.running(),
+      what: `${node.name}: console marker "${marker}"`,
     });
   } catch (err) {
     if (!(err instanceof FollowEnded)) throw err;
-    throw new CheckFailed(`${err.message}\n--- console tail (${file}) ---\n${await consoleTail(file, 25)}`);
+    throw new CheckFailed(`${err.message}\n--- console tail (${file}) ---\n${await node.console(25)}`);
   }
 }
 
-export async function waitForNode(cluster: Cluster, node: string, timeoutMs: number): Promise<number> {
+export async function waitForNode(node: Node, timeoutMs: number): Promise<number> {
   const t0 = Date.now();
   const deadline = t0 + timeoutMs;
-  const marker = readinessMarker(cluster.profile, node);
+  const { log } = node;
+  const marker = node.marker();
   if (marker) {
-    await waitForConsoleMarker(cluster, node, marker, deadline);
-    cluster.log.info({ node }, `ready: console marker "${marker}" after ${seconds(Date.now() - t0)}`);
+    await waitForConsoleMarker(node, marker, deadline);
+    log.info({ node: node.name }, `ready: console marker "${marker}" after ${seconds(Date.now() - t0)}`);
     return Date.now() - t0;
   }
-  await waitForSsh(cluster, node, deadline);
+  await waitForSsh(node, deadline);
   const sshAt = Date.now() - t0;
-  await waitForUnits(cluster, node, deadline);
-  cluster.log.info(
-    { node },
-    `ready: ssh after ${seconds(sshAt)}, units after ${seconds(Date.now() - t0)} (${cluster.units(node).length} expected units active)`,
+  await waitForUnits(node, deadline);
+  log.info(
+    { node: node.name },
+    `ready: ssh after ${seconds(sshAt)}, units after ${seconds(Date.now() - t0)} (${node.units().length} expected units active)`,
   );
   return Date.now() - t0;
 }

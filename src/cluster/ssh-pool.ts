@@ -1,4 +1,5 @@
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { Client, type ConnectConfig } from 'ssh2';
 import { errorMessage } from '../core/errors.js';
 
@@ -26,14 +27,21 @@ export class HostKeyMismatch extends Error {
   override name = 'HostKeyMismatch';
 }
 
+export class ExecTimeout extends Error {
+  override name = 'ExecTimeout';
+}
+
 /**
- * One ssh2 connection per node, reused by every command of a run (spawning `ssh` per probe
- * costs a handshake each time; see scripts/bench-ssh.js). Host keys are pinned at first contact.
+ * One ssh2 connection per node, reused by every command and every forwarded port of a run
+ * (spawning `ssh` per probe costs a handshake each time; see scripts/bench-ssh.js). Host keys are
+ * pinned at first contact. A target is resolved again on every reconnect: a restarted guest
+ * comes back on new host ports.
  */
 export class SshPool {
   private conns = new Map<string, Promise<Client>>();
+  private forwards = new Map<string, Promise<{ server: net.Server; port: number }>>();
 
-  async exec(t: SshTarget, command: string, opts: { timeoutMs?: number; stdin?: string } = {}): Promise<ExecResult> {
+  async exec(t: SshTarget, command: string, opts: { timeoutMs?: number; stdin?: string | Buffer } = {}): Promise<ExecResult> {
     const client = await this.client(t);
     return new Promise<ExecResult>((resolve, reject) => {
       client.exec(command, (err, stream) => {
@@ -45,12 +53,17 @@ export class SshPool {
         let stderr = '';
         const timer = opts.timeoutMs
           ? setTimeout(() => {
+              stream.signal('KILL'); // the remote command must not outlive its deadline
               stream.close();
-              reject(new Error(`${t.node}: \`${command.slice(0, 80)}\` timed out after ${opts.timeoutMs} ms`));
+              reject(new ExecTimeout(`${t.node}: \`${command.slice(0, 120)}\` gave no exit status within ${opts.timeoutMs} ms`));
             }, opts.timeoutMs)
           : undefined;
-        stream.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
-        stream.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+        stream.on('data', (d: Buffer) => {
+          stdout += d.toString('utf8');
+        });
+        stream.stderr.on('data', (d: Buffer) => {
+          stderr += d.toString('utf8');
+        });
         stream.on('close', (code: number | null, signal?: string) => {
           clearTimeout(timer);
           resolve({ code: code ?? (signal ? 128 : 255), stdout, stderr });
@@ -59,6 +72,39 @@ export class SshPool {
         else stream.end();
       });
     });
+  }
+
+  /**
+   * A 127.0.0.1 port on the host that reaches `remoteHost:remotePort` as seen from inside the
+   * node (ssh -L): real clients (fetch, pg, S3) speak to guest services through it. One listener
+   * per destination, each connection one direct-tcpip channel on the pooled connection.
+   */
+  forward(node: string, resolve: () => Promise<SshTarget>, remotePort: number, remoteHost = '127.0.0.1'): Promise<number> {
+    const key = `${node}|${remoteHost}|${remotePort}`;
+    let f = this.forwards.get(key);
+    if (!f) {
+      f = new Promise((ok, fail) => {
+        const server = net.createServer((sock) => {
+          sock.on('error', () => sock.destroy());
+          void resolve()
+            .then((t) => this.client(t))
+            .then((client) =>
+              client.forwardOut('127.0.0.1', 0, remoteHost, remotePort, (err, ch) => {
+                if (err) return sock.destroy();
+                ch.on('error', () => sock.destroy());
+                sock.pipe(ch).pipe(sock);
+              }),
+            )
+            .catch(() => sock.destroy());
+        });
+        server.unref(); // a forward never keeps the CLI alive
+        server.once('error', fail);
+        server.listen(0, '127.0.0.1', () => ok({ server, port: (server.address() as net.AddressInfo).port }));
+      });
+      this.forwards.set(key, f);
+      f.catch(() => this.forwards.delete(key));
+    }
+    return f.then((x) => x.port);
   }
 
   /** Connect once (or reuse); a failed connection is forgotten so the next call retries. */
@@ -75,6 +121,7 @@ export class SshPool {
     return p;
   }
 
+  /** Forget a node's connection (it was powered off): the next use connects again. */
   drop(node: string): void {
     const p = this.conns.get(node);
     this.conns.delete(node);
@@ -86,6 +133,12 @@ export class SshPool {
 
   closeAll(): void {
     for (const node of [...this.conns.keys()]) this.drop(node);
+    for (const f of this.forwards.values())
+      void f.then(
+        (x) => x.server.close(),
+        () => {},
+      );
+    this.forwards.clear();
   }
 }
 

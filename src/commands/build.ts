@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { imagesInUse } from '../cluster/lifecycle.js';
 import { EXIT_OK } from '../core/errors.js';
 import { RunRecord } from '../core/run-record.js';
 import { seconds } from '../core/time.js';
@@ -22,8 +23,8 @@ export function registerBuild(program: Command): void {
         try {
           built = await rec.step('build-images', (step) =>
             step.lines('builder.log', async (transcript) => {
-              const b = await buildImages(ctx.profile, ctx.paths, step.log, { ...opts, transcript });
-              await step.evidence('images.json', `${JSON.stringify(b, null, 2)}\n`);
+              const b = await buildImages(ctx.profile, ctx.paths, step.log, { ...opts, transcript, inUse: await imagesInUse(ctx.paths) });
+              await step.json('images.json', b);
               return b;
             }),
           );

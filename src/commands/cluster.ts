@@ -1,38 +1,37 @@
 import { spawn } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { stopLeftoverChassis } from '../baremetal/chassis.js';
 import { Cluster } from '../cluster/cluster.js';
-import { consoleTail } from '../cluster/console.js';
-import { cleanCluster, clusterStatus, lockState, startCluster, stopCluster } from '../cluster/lifecycle.js';
+import { checkCleanable, cleanCluster, clusterStatus, lockState, startCluster, stopCluster } from '../cluster/lifecycle.js';
+import type { Node } from '../cluster/node.js';
+import { ACCEL_CHOICES, positiveNumber } from '../core/cli-values.js';
 import { EXIT_CHECK_FAILED, UsageError } from '../core/errors.js';
 import { log } from '../core/log.js';
 import { onCleanup } from '../core/shutdown.js';
 import { requireTools } from '../host/tools.js';
+import type { AccelChoice } from '../vm/accel-probe.js';
 import { action, emit, globals, type ProfileContext, withProfile } from './context.js';
+import { DEFAULT_WAVE_TIMEOUT_S } from './lanes.js';
 
-export const accelOption = () =>
-  new Option('--accel <mode>', 'accelerator: auto = kvm when the doctor probe passed, else tcg')
-    .choices(['auto', 'kvm', 'tcg'])
-    .default('auto');
-export const parseNodes = (v: string): string[] =>
+/** `--nodes a,b`: names, checked against the profile by the command. */
+const parseNodes = (v: string): string[] =>
   v
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-/** Option parser for counts and seconds: commander reports the error and exits 2. */
-export const positiveNumber = (v: string): number => {
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a positive number');
-  return n;
-};
-/** Under TCG a wave of three guests needs ~90 s to reach SSH; allow ample slack for loaded CI hosts. */
-export const DEFAULT_WAVE_TIMEOUT_S = 600;
 
-export async function openCluster(ctx: ProfileContext, lane = 'cluster'): Promise<Cluster> {
+async function openCluster(ctx: ProfileContext, lane = 'cluster'): Promise<Cluster> {
   const cluster = await Cluster.open(ctx.profile, ctx.paths, log.child({ lane }));
   onCleanup('close ssh connections', () => cluster.close());
   return cluster;
+}
+
+/** A node of the profile that is running (for ssh and logs). */
+async function runningNode(cluster: Cluster, name: string): Promise<Node> {
+  const node = cluster.node(name);
+  if (!(await node.running())) throw new UsageError(`${name} is not running (ultracloud status)`);
+  return node;
 }
 
 export function registerCluster(program: Command): void {
@@ -40,12 +39,15 @@ export function registerCluster(program: Command): void {
     .command('start')
     .description("boot the profile's nodes as QEMU guests, wave by wave, and wait for SSH and their units")
     .option('--nodes <a,b>', 'only these nodes (comma-separated)', parseNodes)
-    .addOption(accelOption())
+    .addOption(
+      new Option('--accel <mode>', 'accelerator: auto = kvm when the doctor probe passed, else tcg').choices(ACCEL_CHOICES).default('auto'),
+    )
     .option('--timeout <seconds>', 'per boot wave', positiveNumber, DEFAULT_WAVE_TIMEOUT_S)
     .option('--keep-on-failure', 'leave guests running when readiness fails (for debugging)')
     .action(
-      action(async (opts: { nodes?: string[]; accel: 'auto' | 'kvm' | 'tcg'; timeout: number; keepOnFailure?: boolean }, cmd: Command) => {
+      action(async (opts: { nodes?: string[]; accel: AccelChoice; timeout: number; keepOnFailure?: boolean }, cmd: Command) => {
         const ctx = withProfile(globals(cmd));
+        if (opts.nodes?.length === 0) throw new UsageError('--nodes names no node (give a comma-separated list such as node01,node02)');
         const cluster = await openCluster(ctx, 'start');
         await lockState(cluster, 'start');
         const r = await startCluster(cluster, {
@@ -66,6 +68,7 @@ export function registerCluster(program: Command): void {
     .action(
       action(async (opts: { nodes?: string[]; timeout: number }, cmd: Command) => {
         const ctx = withProfile(globals(cmd));
+        if (opts.nodes?.length === 0) throw new UsageError('--nodes names no node');
         const cluster = await openCluster(ctx, 'stop');
         await lockState(cluster, 'stop');
         const r = await stopCluster(cluster, { nodes: opts.nodes, powerdownMs: opts.timeout * 1000 });
@@ -114,15 +117,14 @@ export function registerCluster(program: Command): void {
     .command('ssh')
     .description('open a shell on a node, or run a command there and return its exit code')
     .argument('<node>')
-    .argument('[command...]', 'command to run (after --)')
+    .argument('[command...]', "command to run (after --); as with ssh, the words are joined and run by the node's shell")
     .action(
-      action(async (node: string, command: string[], _o: object, cmd: Command) => {
+      action(async (name: string, command: string[], _o: object, cmd: Command) => {
         const ctx = withProfile(globals(cmd));
         const cluster = await openCluster(ctx, 'ssh');
-        cluster.spec(node);
-        if (!(await cluster.pid(node))) throw new UsageError(`${node} is not running (ultracloud status)`);
+        const node = await runningNode(cluster, name);
         if (command.length > 0) {
-          const r = await cluster.exec(node, command.join(' '), { timeoutMs: 0 });
+          const r = await node.exec(command.join(' '), { timeoutMs: 0 });
           process.stdout.write(r.stdout);
           process.stderr.write(r.stderr);
           return r.code;
@@ -138,17 +140,16 @@ export function registerCluster(program: Command): void {
     .option('--journal', 'the systemd journal of the current boot, over SSH')
     .option('-n, --lines <n>', 'last N lines', positiveNumber, 200)
     .action(
-      action(async (node: string, opts: { journal?: boolean; lines: number }, cmd: Command) => {
+      action(async (name: string, opts: { journal?: boolean; lines: number }, cmd: Command) => {
         const ctx = withProfile(globals(cmd));
         const cluster = await openCluster(ctx, 'logs');
-        cluster.spec(node);
+        const node = cluster.node(name);
         if (opts.journal) {
-          process.stdout.write(await cluster.sh(node, `journalctl -b --no-pager -n ${Math.floor(opts.lines)}`));
+          process.stdout.write(await (await runningNode(cluster, name)).journal(opts.lines));
           return;
         }
-        const file = cluster.files(node).console;
-        if (!existsSync(file)) throw new UsageError(`${node} has no console log yet (${file})`);
-        process.stdout.write(`${await consoleTail(file, opts.lines)}\n`);
+        if (!existsSync(node.files.console)) throw new UsageError(`${name} has no console log yet (${node.files.console})`);
+        process.stdout.write(`${await node.console(opts.lines)}\n`);
       }),
     );
 
@@ -158,6 +159,7 @@ export function registerCluster(program: Command): void {
     .action(
       action(async (_o: object, cmd: Command) => {
         const ctx = withProfile(globals(cmd));
+        await checkCleanable(ctx.paths); // refuse before taking a lock or stopping anything
         const cluster = await openCluster(ctx, 'clean');
         await lockState(cluster, 'clean');
         const removed = await cleanCluster(cluster);
@@ -169,11 +171,11 @@ export function registerCluster(program: Command): void {
 }
 
 /** The system ssh client for a real TTY, pinned to the host key the harness recorded. */
-async function interactiveSsh(cluster: Cluster, node: string): Promise<number> {
+async function interactiveSsh(cluster: Cluster, node: Node): Promise<number> {
   await requireTools('ssh');
-  const t = await cluster.target(node);
+  const t = await node.target();
   await cluster.pool.client(t, 10000); // pins the host key on first contact
-  const f = cluster.files(node);
+  const f = node.files;
   await fs.writeFile(f.knownHosts, `[127.0.0.1]:${t.port} ${(await fs.readFile(f.hostKey, 'utf8')).trim()}\n`);
   cluster.close();
   const child = spawn(

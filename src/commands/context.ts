@@ -5,6 +5,7 @@ import type { LoadedProfile } from '../config/profile.js';
 import { EXIT_OK, errorMessage, exitCodeFor } from '../core/errors.js';
 import { configureConsoleLog, type LogLevel, log } from '../core/log.js';
 import { runCleanups } from '../core/shutdown.js';
+import { SERVICE_PARAMS } from '../services/index.js';
 
 /** The global options every command sees, resolved once. */
 export interface Globals {
@@ -30,7 +31,7 @@ export interface ProfileContext extends Globals {
 }
 
 export function withProfile(g: Globals): ProfileContext {
-  const profile = loadProfile(g.profileRef);
+  const profile = loadProfile(g.profileRef, SERVICE_PARAMS);
   return { ...g, profile, paths: clusterPaths(g.workRoot, profile.name) };
 }
 
@@ -46,7 +47,7 @@ export function emit(g: Globals, data: unknown, text: string): void {
 export function action<A extends unknown[]>(fn: (...args: A) => Promise<number | undefined>) {
   return async (...args: A): Promise<void> => {
     const cmd = args[args.length - 1] as Command;
-    configureConsoleLog(globals(cmd).logLevel);
+    configureConsoleLog(cmd.optsWithGlobals<{ logLevel: LogLevel }>().logLevel);
     let code: number = EXIT_OK;
     try {
       code = (await fn(...args)) ?? EXIT_OK;

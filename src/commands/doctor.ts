@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { EXIT_CHECK_FAILED, EXIT_OK } from '../core/errors.js';
 import { log } from '../core/log.js';
-import { installPackages, renderDoctor, runDoctor } from '../host/doctor.js';
+import { installPackages, renderDoctor, runDoctor } from '../doctor/doctor.js';
 import { forgetTools } from '../host/tools.js';
 import { action, emit, globals, withProfile } from './context.js';
 

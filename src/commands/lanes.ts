@@ -1,91 +1,165 @@
 import { type Command, Option } from 'commander';
-import { cleanCluster, lockState, startCluster, stopCluster } from '../cluster/lifecycle.js';
-import { EXIT_CHECK_FAILED, EXIT_OK } from '../core/errors.js';
-import { RunRecord } from '../core/run-record.js';
-import { onCleanup } from '../core/shutdown.js';
-import { seconds } from '../core/time.js';
-import { INJECTIONS, makeInjection } from '../faults/injections.js';
-import { hostFacts } from '../host/facts.js';
-import { buildImages } from '../images/build.js';
-import { runSmoke } from '../lanes/smoke.js';
-import { accelVerdict } from '../vm/accel-probe.js';
-import { accelOption, DEFAULT_WAVE_TIMEOUT_S, openCluster, positiveNumber } from './cluster.js';
+import { ACCEL_CHOICES, positiveNumber } from '../core/cli-values.js';
+import { type AnyLane, laneCommand } from '../lanes/lane.js';
+import { LANES } from '../lanes/registry.js';
+import { runLane } from '../lanes/runner.js';
+import type { AccelChoice } from '../vm/accel-probe.js';
 import { action, emit, globals, withProfile } from './context.js';
 
-const injectOption = () =>
-  new Option(
-    '--inject <name...>',
-    `negative control: break what one step proves (${Object.entries(INJECTIONS)
-      .map(([k, v]) => `${k}: ${v}`)
-      .join('; ')})`,
-  ).choices(Object.keys(INJECTIONS));
+/** Under TCG a wave of three guests needs ~90 s to reach SSH; allow ample slack for loaded CI hosts. */
+export const DEFAULT_WAVE_TIMEOUT_S = 600;
+
+interface LaneFlags {
+  listSteps?: boolean;
+  only?: string[];
+  skip?: string[];
+  inject?: string[];
+  accel?: AccelChoice;
+  keep?: boolean;
+  keepOnFailure?: boolean;
+  timeout?: number;
+  [option: string]: unknown;
+}
+
+/** `lanes` and `--list-steps`: the lane as data. */
+function describeLane(lane: AnyLane) {
+  const words = laneCommand(lane);
+  return {
+    name: lane.name,
+    command: words.join(' '),
+    ...(lane.kind === 'cluster' ? { fresh: `fresh-${words.join(' ')}` } : {}),
+    kind: lane.kind,
+    description: lane.description,
+    services: lane.kind === 'cluster' ? lane.services : [],
+    steps: lane.steps.map((s) => ({ name: s.name, proves: s.proves, needs: s.needs ?? [] })),
+    controls: Object.entries(lane.controls).map(([name, c]) => ({ name, breaks: c.breaks, description: c.description })),
+  };
+}
+
+function renderLane(d: ReturnType<typeof describeLane>): string {
+  return [
+    `${d.command}${d.fresh ? ` | ${d.fresh}` : ''}  (${d.kind})  ${d.description}`,
+    ...d.steps.map((s, i) => `  ${String(i + 1).padStart(2)}. ${s.name.padEnd(26)} ${s.proves}`),
+    ...d.controls.map((c) => `      --inject ${c.name.padEnd(24)} breaks ${c.breaks}: ${c.description}`),
+  ].join('\n');
+}
+
+function addLaneCommand(parent: Command, lane: AnyLane, word: string, fresh: boolean): void {
+  const words = laneCommand(lane);
+  const cmd = parent
+    .command(word)
+    .description(
+      fresh
+        ? `clean, build, boot every node in dependency order, run ${lane.name}, then stop (unless --keep): ${lane.description}`
+        : lane.description,
+    )
+    .option('--list-steps', 'print the steps (and negative controls) and exit')
+    .option('--only <step...>', 'run only these steps (and the steps they need); the rest are recorded as skipped by request')
+    .option('--skip <step...>', 'leave these steps out (and any step that needs them)');
+  const controls = Object.keys(lane.controls);
+  if (controls.length)
+    cmd.addOption(
+      new Option('--inject <control...>', 'negative control: break what one step proves, before it runs; healed at the end').choices(
+        controls,
+      ),
+    );
+  if (fresh)
+    cmd
+      .addOption(
+        new Option('--accel <mode>', 'accelerator: auto = kvm when the doctor probe passed, else tcg')
+          .choices(ACCEL_CHOICES)
+          .default('auto'),
+      )
+      .option('--keep', 'leave the cluster running afterwards')
+      .option('--keep-on-failure', 'leave the cluster running only when the lane failed')
+      .option('--timeout <seconds>', 'per boot wave', positiveNumber, DEFAULT_WAVE_TIMEOUT_S);
+  for (const o of lane.options ?? []) {
+    const opt = new Option(o.flags, o.description);
+    if (o.choices) opt.choices(o.choices);
+    if (o.parse) opt.argParser(o.parse);
+    if (o.default !== undefined) opt.default(o.default);
+    cmd.addOption(opt);
+  }
+  cmd.action(
+    action(async (flags: LaneFlags, c: Command) => {
+      const g = globals(c);
+      if (flags.listSteps) {
+        const d = describeLane(lane);
+        emit(g, d, renderLane(d));
+        return;
+      }
+      const ctx = withProfile(g);
+      const { only, skip, inject, accel, keep, keepOnFailure, timeout } = flags;
+      const laneOwn = Object.fromEntries((lane.options ?? []).map((o) => optionKey(o.flags)).map((k) => [k, flags[k]]));
+      const out = await runLane({
+        lane,
+        commandLine: `${fresh ? `fresh-${words.join(' ')}` : words.join(' ')}${argvTail(words, fresh)}`,
+        profile: ctx.profile,
+        paths: ctx.paths,
+        workRoot: ctx.workRoot,
+        options: laneOwn,
+        only,
+        skip,
+        inject,
+        fresh: fresh
+          ? {
+              accel: accel ?? 'auto',
+              waveTimeoutMs: (timeout ?? DEFAULT_WAVE_TIMEOUT_S) * 1000,
+              keep: keep === true,
+              keepOnFailure: keepOnFailure === true,
+            }
+          : undefined,
+      });
+      emit(ctx, out.data, out.text);
+      return out.code;
+    }),
+  );
+}
+
+/** `--console-log <file>` -> consoleLog, as commander names it. */
+function optionKey(flags: string): string {
+  const long = flags.split(/[ ,]+/).find((f) => f.startsWith('--'))!;
+  return long.slice(2).replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase());
+}
+
+/** The words after the lane's command, as typed: result.json records the whole command. */
+function argvTail(words: readonly string[], fresh: boolean): string {
+  const argv = process.argv.slice(2);
+  const first = fresh ? `fresh-${words[0]}` : words[0]!;
+  const at = argv.indexOf(first);
+  const tail = at < 0 ? [] : argv.slice(at + words.length);
+  return tail.length ? ` ${tail.join(' ')}` : '';
+}
 
 export function registerLanes(program: Command): void {
-  program
-    .command('smoke')
-    .description('the smoke lane on the running cluster: readiness, formation, surfaces, replication, iam, entrypoints, leader power cut')
-    .addOption(injectOption())
-    .action(
-      action(async (opts: { inject?: string[] }, cmd: Command) => {
-        const ctx = withProfile(globals(cmd));
-        const cluster = await openCluster(ctx, 'smoke');
-        await lockState(cluster, 'smoke');
-        const injections = (opts.inject ?? []).map((n) => makeInjection(cluster, n));
-        const rec = await RunRecord.create({ workRoot: ctx.workRoot, lane: 'smoke', profile: ctx.profile.name, host: hostFacts() });
-        const res = await runSmoke(cluster, rec, { injections });
-        emit(ctx, { ...res, dir: rec.dir }, `smoke: ${res.success ? 'PASSED' : 'FAILED'}; evidence in ${rec.dir}`);
-        return res.success ? EXIT_OK : EXIT_CHECK_FAILED;
-      }),
-    );
+  const parents = new Map<string, Command>();
+  for (const lane of LANES) {
+    const words = laneCommand(lane);
+    if (words.length === 1) {
+      addLaneCommand(program, lane, words[0]!, false);
+      if (lane.kind === 'cluster') addLaneCommand(program, lane, `fresh-${words[0]}`, true);
+      continue;
+    }
+    let parent = parents.get(words[0]!);
+    if (!parent) {
+      parent = program.command(words[0]!).description(
+        `${words[0]}: ${LANES.filter((l) => laneCommand(l)[0] === words[0])
+          .map((l) => laneCommand(l)[1])
+          .join(' | ')}`,
+      );
+      parents.set(words[0]!, parent);
+    }
+    addLaneCommand(parent, lane, words[1]!, false);
+  }
 
   program
-    .command('fresh-smoke')
-    .description('clean, build, boot every node in dependency order, run the smoke lane, then stop (unless --keep)')
-    .addOption(accelOption())
-    .addOption(injectOption())
-    .option('--keep', 'leave the cluster running afterwards')
-    .option('--timeout <seconds>', 'per boot wave', positiveNumber, DEFAULT_WAVE_TIMEOUT_S)
+    .command('lanes')
+    .description('every lane with its steps, what each proves, and its negative controls')
     .action(
-      action(async (opts: { accel: 'auto' | 'kvm' | 'tcg'; inject?: string[]; keep?: boolean; timeout: number }, cmd: Command) => {
-        const ctx = withProfile(globals(cmd));
-        const cluster = await openCluster(ctx, 'smoke');
-        await lockState(cluster, 'fresh-smoke');
-        const injections = (opts.inject ?? []).map((n) => makeInjection(cluster, n));
-        if (!opts.keep) onCleanup('stop the fresh cluster', async () => void (await stopCluster(cluster, { powerdownMs: 30_000 })));
-        const verdict = await accelVerdict();
-        const rec = await RunRecord.create({
-          workRoot: ctx.workRoot,
-          lane: 'smoke',
-          profile: ctx.profile.name,
-          host: hostFacts(verdict.chosen),
-        });
-        const res = await runSmoke(cluster, rec, {
-          injections,
-          boot: async (step) => {
-            const t0 = Date.now();
-            await cleanCluster(cluster);
-            const images = await buildImages(cluster.profile, cluster.paths, step.log);
-            const t1 = Date.now();
-            const r = await startCluster(cluster, { accel: opts.accel, waveTimeoutMs: opts.timeout * 1000, images });
-            const boot = {
-              image: images.id,
-              imageReused: images.reused,
-              buildMs: t1 - t0,
-              bootMs: Date.now() - t1,
-              waves: r.waves,
-              accel: r.accel,
-            };
-            rec.event('info', 'fresh cluster booted', boot);
-            await step.evidence('boot.json', `${JSON.stringify(boot, null, 2)}\n`);
-            return `image ${images.id} ${images.reused ? 'reused' : 'built'} in ${seconds(t1 - t0)}, ${r.waves.flat().length} nodes booted in ${r.waves.length} waves in ${seconds(Date.now() - t1)} (${r.accel})`;
-          },
-        });
-        emit(
-          ctx,
-          { ...res, dir: rec.dir },
-          `fresh-smoke: ${res.success ? 'PASSED' : 'FAILED'}; evidence in ${rec.dir}${opts.keep ? ' (cluster left running: ultracloud stop)' : ''}`,
-        );
-        return res.success ? EXIT_OK : EXIT_CHECK_FAILED;
+      action(async (_o: object, c: Command) => {
+        const g = globals(c);
+        const all = LANES.map(describeLane);
+        emit(g, { lanes: all }, all.map(renderLane).join('\n\n'));
       }),
     );
 }

@@ -1,8 +1,22 @@
 import path from 'node:path';
+import { UsageError } from '../core/errors.js';
 
-/** Where things live; the env names are the ones the bash-era harness (the seeds) used. */
+/**
+ * Where things live; the env names are the ones the bash-era harness (the seeds) used. An empty
+ * value is bad input, never "the current directory".
+ */
 export function resolveWorkRoot(flag?: string, env: NodeJS.ProcessEnv = process.env): string {
-  return path.resolve(flag ?? env.ULTRACLOUD_WORK_ROOT ?? env.PHOTON_CLUSTER_WORK_ROOT ?? 'work');
+  const sources: [string, string | undefined][] = [
+    ['--work-root', flag],
+    ['ULTRACLOUD_WORK_ROOT', env.ULTRACLOUD_WORK_ROOT],
+    ['PHOTON_CLUSTER_WORK_ROOT', env.PHOTON_CLUSTER_WORK_ROOT],
+  ];
+  for (const [name, v] of sources) {
+    if (v === undefined) continue;
+    if (v.trim() === '') throw new UsageError(`${name} is set but empty; give a directory (unset it for the default ./work)`);
+    return path.resolve(v);
+  }
+  return path.resolve('work');
 }
 
 export interface ClusterPaths {

@@ -13,6 +13,11 @@ export class CheckFailed extends Error {
   override name = 'CheckFailed';
 }
 
+/** Thrown by a step that has nothing to do in this run (an optional input was not given): recorded as skipped by request. */
+export class StepSkipped extends Error {
+  override name = 'StepSkipped';
+}
+
 /** A host tool the command needs is missing; says which Debian package provides it. */
 export class MissingTool extends UsageError {
   constructor(

@@ -1,7 +1,9 @@
+import { type ChildProcess, spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
-import { UsageError } from './errors.js';
-import { pidAlive, pidCmdline } from './proc.js';
+import { MissingTool, UsageError } from './errors.js';
+
+export const LOCK_FILE = 'harness.lock';
 
 interface LockInfo {
   pid: number;
@@ -10,37 +12,55 @@ interface LockInfo {
 }
 
 /**
- * One harness per state dir. The lock file holds the owner's pid; a lock whose pid is gone
- * (the owner was SIGKILLed) is stale and taken over, so `stop` after a crash just works.
+ * One harness per state dir, by flock(2) on `<dir>/harness.lock`: the kernel grants it to exactly
+ * one process under any interleaving and drops it when the holder dies, so there is no stale
+ * lock to take over. Node has no flock, so util-linux `flock` holds it on our behalf, in a child
+ * that lives exactly as long as our stdin pipe to it: SIGKILL of the harness closes the pipe,
+ * the child exits, the lock is free. The file's text names the holder for the error message.
  */
 export class StateLock {
-  private constructor(private readonly file: string) {}
+  private constructor(
+    readonly file: string,
+    private readonly holder: ChildProcess,
+  ) {}
 
-  static async acquire(stateDir: string, command: string): Promise<StateLock> {
-    await fs.mkdir(stateDir, { recursive: true });
-    const file = path.join(stateDir, 'harness.lock');
-    const info: LockInfo = { pid: process.pid, command, since: new Date().toISOString() };
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        await fs.writeFile(file, JSON.stringify(info), { flag: 'wx' });
-        return new StateLock(file);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      }
-      const holder = await readLock(file);
-      if (holder && holder.pid !== process.pid && pidAlive(holder.pid) && (await looksLikeHarness(holder.pid))) {
-        throw new UsageError(
-          `another ultracloud (pid ${holder.pid}, "${holder.command}", since ${holder.since}) is using ${stateDir}; wait for it or stop it first`,
-        );
-      }
-      await fs.rm(file, { force: true }); // stale: its owner is gone
+  static async acquire(dir: string, command: string): Promise<StateLock> {
+    await fs.mkdir(dir, { recursive: true });
+    const file = path.join(dir, LOCK_FILE);
+    // Opening (not truncating) the file first: flock needs it to exist, and a holder's text must survive.
+    await (await fs.open(file, 'a')).close();
+    const child = spawn(
+      'flock',
+      ['--exclusive', '--nonblock', '--conflict-exit-code', '75', file, 'sh', '-c', 'echo locked; exec cat >/dev/null'],
+      {
+        stdio: ['pipe', 'pipe', 'ignore'],
+        detached: true, // its own process group: a terminal's Ctrl-C must not free the lock while we clean up
+      },
+    );
+    const got = await new Promise<'locked' | 'busy' | Error>((resolve) => {
+      child.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ENOENT' ? new MissingTool('flock', 'util-linux') : e));
+      child.stdout?.once('data', () => resolve('locked'));
+      child.once('exit', (code) => resolve(code === 75 ? 'busy' : new Error(`flock ${file} exited ${code}`)));
+    });
+    if (got instanceof Error) throw got;
+    if (got === 'busy') {
+      const h = await readLock(file);
+      const who = h ? `pid ${h.pid}, "${h.command}", since ${h.since}` : 'a process that has not written its name yet';
+      throw new UsageError(`another ultracloud (${who}) is using ${dir}; wait for it or stop it first`);
     }
-    throw new UsageError(`could not take the lock ${file}`);
+    child.unref();
+    (child.stdout as unknown as { unref?: () => void } | null)?.unref?.();
+    (child.stdin as unknown as { unref?: () => void } | null)?.unref?.();
+    const info: LockInfo = { pid: process.pid, command, since: new Date().toISOString() };
+    await fs.writeFile(file, `${JSON.stringify(info)}\n`);
+    return new StateLock(file, child);
   }
 
   async release(): Promise<void> {
-    const holder = await readLock(this.file);
-    if (holder?.pid === process.pid) await fs.rm(this.file, { force: true });
+    if (this.holder.exitCode !== null || this.holder.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => this.holder.once('exit', () => resolve()));
+    this.holder.stdin?.end(); // cat sees EOF, flock exits, the kernel drops the lock
+    await exited;
   }
 }
 
@@ -50,9 +70,4 @@ async function readLock(file: string): Promise<LockInfo | null> {
   } catch {
     return null;
   }
-}
-
-async function looksLikeHarness(pid: number): Promise<boolean> {
-  const argv = await pidCmdline(pid);
-  return argv?.some((a) => a.includes('ultracloud') || a.includes('vitest') || a.endsWith('cli.js')) === true;
 }

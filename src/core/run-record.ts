@@ -1,13 +1,14 @@
 import { createWriteStream, promises as fs, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { type HostFacts, type RunEvent, RunResult, type StepResult } from '../config/result.js';
 import { symlinkAtomic, writeFileAtomicSync } from './atomic.js';
-import { errorMessage } from './errors.js';
+import { errorMessage, StepSkipped } from './errors.js';
 import { renderJunit } from './junit.js';
 import { addLogFile, log } from './log.js';
+import { type HostFacts, type RunEvent, RunResult, runSucceeded, type SkipCause, type StepResult } from './result.js';
 import { onCleanup } from './shutdown.js';
 import { runStamp, seconds } from './time.js';
+import { ensureWorkRoot } from './work-root.js';
 
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
@@ -16,6 +17,8 @@ export interface StepContext {
   log: Logger;
   /** Write an evidence file into the run dir (relative name); it is listed on the step. */
   evidence(name: string, content: string | Uint8Array): Promise<string>;
+  /** The same, as pretty-printed JSON. */
+  json(name: string, value: unknown): Promise<string>;
   /** Path in the run dir for tools that write their own files (console copies, captures). */
   evidencePath(name: string): string;
   /** A line-by-line evidence file (a builder's transcript), closed when `body` settles. */
@@ -37,12 +40,14 @@ export class RunRecord {
   private constructor(
     readonly dir: string,
     lane: string,
+    command: string,
     profile: string,
     host: HostFacts,
   ) {
     this.result = {
-      schemaVersion: 1,
+      schemaVersion: 2,
       lane,
+      command,
       profile,
       status: 'running',
       success: false,
@@ -62,11 +67,12 @@ export class RunRecord {
 
   private readonly onSignal = (sig: NodeJS.Signals): void => this.interrupt(sig);
 
-  static async create(opts: { workRoot: string; lane: string; profile: string; host: HostFacts }): Promise<RunRecord> {
+  static async create(opts: { workRoot: string; lane: string; command?: string; profile: string; host: HostFacts }): Promise<RunRecord> {
+    await ensureWorkRoot(opts.workRoot);
     const laneDir = path.join(opts.workRoot, opts.lane);
     await fs.mkdir(laneDir, { recursive: true });
     const dir = makeUniqueDir(laneDir, runStamp());
-    const rec = new RunRecord(dir, opts.lane, opts.profile, opts.host);
+    const rec = new RunRecord(dir, opts.lane, opts.command ?? opts.lane, opts.profile, opts.host);
     rec.flush();
     await symlinkAtomic(path.basename(dir), path.join(laneDir, 'latest'));
     rec.log.info({ dir }, `run dir ${dir}`);
@@ -81,14 +87,19 @@ export class RunRecord {
     return this.result.steps;
   }
 
+  /** The record as it stands (for summaries); a copy, so callers cannot change what is written. */
+  snapshot(): RunResult {
+    return structuredClone(this.result);
+  }
+
   event(kind: RunEvent['kind'], name: string, detail?: Record<string, unknown>): void {
     this.result.events.push({ at: new Date().toISOString(), kind, name, ...(detail ? { detail } : {}) });
     this.log.info({ event: kind, ...detail }, `${kind}: ${name}`);
     this.flush();
   }
 
-  skip(name: string, why: string): void {
-    this.result.steps.push({ name, status: 'skipped', startedAt: null, durationMs: 0, detail: why, evidence: [] });
+  skip(name: string, why: string, cause: SkipCause): void {
+    this.result.steps.push({ name, status: 'skipped', startedAt: null, durationMs: 0, detail: why, skipped: cause, evidence: [] });
     this.log.info(`step ${name} skipped: ${why}`);
     this.flush();
   }
@@ -114,6 +125,7 @@ export class RunRecord {
         await fs.writeFile(p, content);
         return p;
       },
+      json: (file, value) => ctx.evidence(file, `${JSON.stringify(value, null, 2)}\n`),
       lines: async (file, fn) => {
         const out = createWriteStream(ctx.evidencePath(file));
         try {
@@ -129,6 +141,10 @@ export class RunRecord {
       if (typeof value === 'string' && value) step.detail = value;
       return value;
     } catch (err) {
+      if (err instanceof StepSkipped) {
+        Object.assign(step, { status: 'skipped', skipped: 'request', detail: err.message });
+        return undefined as T;
+      }
       step.status = 'failed';
       step.error = errorMessage(err);
       throw err;
@@ -143,11 +159,11 @@ export class RunRecord {
     }
   }
 
-  /** Close the run: success only when every step passed and nothing failed outside a step. */
+  /** Close the run: success only when every step passed (or was left out on request) and nothing failed outside a step. */
   async finish(error?: unknown): Promise<RunResult> {
     if (!this.finished) {
       this.finished = true;
-      const ok = error === undefined && this.result.steps.length > 0 && this.result.steps.every((s) => s.status === 'passed');
+      const ok = error === undefined && runSucceeded(this.result.steps);
       if (this.result.status === 'running') this.result.status = ok ? 'passed' : 'failed';
       this.result.success = this.result.status === 'passed';
       if (error !== undefined && !this.result.error) this.result.error = errorMessage(error);

@@ -1,5 +1,5 @@
 import os from 'node:os';
-import type { HostFacts } from '../config/result.js';
+import type { HostFacts } from '../core/result.js';
 
 export function hostFacts(accel?: string): HostFacts {
   return {

@@ -3,13 +3,12 @@ import path from 'node:path';
 import { buildLabInstaller } from '../baremetal/lab-installer.js';
 import { FAILURE_MARKERS, INSTALL_SEQUENCE, MARKER_PREFIX, MarkerTracker } from '../baremetal/markers.js';
 import { RedfishClient, redfishConfigFromEnv } from '../baremetal/redfish.js';
-import { writeImageToDevice } from '../baremetal/usb.js';
+import { confirmDevice, writeImageToDevice } from '../baremetal/usb.js';
 import { loadInstallContract } from '../config/install-contract.js';
-import type { LoadedProfile } from '../config/profile.js';
-import { CheckFailed, errorMessage, UsageError } from '../core/errors.js';
-import type { RunRecord, StepContext } from '../core/run-record.js';
+import { positiveNumber } from '../core/cli-values.js';
+import { CheckFailed, errorMessage, StepSkipped, UsageError } from '../core/errors.js';
 import { seconds } from '../core/time.js';
-import { type LaneStep, runSteps } from './lane.js';
+import { hostLane, type LaneEnv, type LaneOption, type Step } from './lane.js';
 
 /**
  * hardware-smoke: the same install route as baremetal-iso, on a physical machine.
@@ -52,69 +51,250 @@ export function installerKernelParams(profileDir: string, cmdline: string): stri
     .trim();
 }
 
-export interface HardwareOptions {
-  profile: LoadedProfile;
-  imagesDir: string;
-  deployerUrl?: string;
-  /** usb: already confirmed by confirmDevice before the run started. */
+const TRANSPORT_OPTIONS: readonly LaneOption[] = [
+  {
+    flags: '--transport <kind>',
+    description: 'how the image reaches the machine (env ULTRACLOUD_HW_TRANSPORT)',
+    choices: ['none', 'usb', 'redfish'],
+  },
+  { flags: '--device <path>', description: 'usb: the whole block device to write (env ULTRACLOUD_HW_USB_DEVICE)' },
+  {
+    flags: '--bmc <url>',
+    description: 'redfish: the BMC base URL (env ULTRACLOUD_REDFISH_URL; credentials only from ULTRACLOUD_REDFISH_USERNAME/PASSWORD)',
+  },
+  { flags: '--iso-url <url>', description: 'redfish: where the BMC fetches the installer ISO (env ULTRACLOUD_HW_ISO_URL)' },
+  {
+    flags: '--deployer-url <url>',
+    description: 'the deployer the installer phones home to, baked into the kernel parameters (env ULTRACLOUD_DEPLOYER_URL)',
+  },
+];
+
+interface HardwareCtx extends LaneEnv {
   transport: Transport;
-  /** run: follow this console/SOL log for the markers afterwards. */
-  consoleLog?: string;
-  timeoutMs: number;
+  deployerUrl?: string;
+  iso?: string;
+  params?: string;
 }
 
-const json = (v: unknown) => `${JSON.stringify(v, null, 2)}\n`;
+const hardwareContext = (env: LaneEnv & { prepared: unknown }): HardwareCtx => ({
+  ...env,
+  transport: env.prepared as Transport,
+  deployerUrl: (env.options.deployerUrl as string | undefined) ?? process.env.ULTRACLOUD_DEPLOYER_URL,
+});
 
-function preflightSteps(o: HardwareOptions, state: { iso?: string; params?: string }): LaneStep[] {
-  const { profile } = o;
-  const cmdline = o.deployerUrl ? `ultracloud.deployer=${o.deployerUrl}` : '';
-  return [
-    {
-      name: 'installer-image',
-      run: async (step) => {
-        if (profile.image.source === 'nix') {
-          state.iso = `nix build ${profile.image.flake}#packages.x86_64-linux.ultracloud-iso (nixosConfigurations.ultracloud-iso)`;
-          return `canonical installer: ${state.iso}`;
-        }
-        const m = await buildLabInstaller(profile.dir, o.imagesDir, step.log, { cmdline });
-        state.iso = m.iso;
-        await step.evidence('installer.json', json(m));
-        return `lab installer ${m.iso}`;
-      },
-    },
-    {
-      name: 'handoff',
-      run: async (step) => {
-        const { contract } = loadInstallContract(profile.dir);
-        state.params = installerKernelParams(profile.dir, cmdline || 'ultracloud.deployer=http://<deployer-host>:<port>');
-        await step.evidence('kernel-params.txt', `${state.params}\n`);
-        await step.evidence('expected-markers.txt', `${INSTALL_SEQUENCE.map((m) => `${MARKER_PREFIX} ${m}`).join('\n')}\n`);
-        await step.evidence(
-          'failure-markers.txt',
-          `${MARKER_PREFIX} FAIL <stage> <reason>\n${MARKER_PREFIX} desired-system-rolled-back <detail>\n`,
+const cmdline = (ctx: HardwareCtx) => (ctx.deployerUrl ? `ultracloud.deployer=${ctx.deployerUrl}` : '');
+
+const installerImage: Step<HardwareCtx> = {
+  name: 'installer-image',
+  proves: 'the installer image exists: the lab ISO (built or cached), or the canonical nix output it names',
+  run: async (ctx, step) => {
+    const { profile } = ctx;
+    if (profile.image.source === 'nix') {
+      ctx.iso = `nix build ${profile.image.flake}#packages.x86_64-linux.ultracloud-iso (nixosConfigurations.ultracloud-iso)`;
+      return `canonical installer: ${ctx.iso}`;
+    }
+    const m = await buildLabInstaller(profile.dir, ctx.paths.images, step.log, { cmdline: cmdline(ctx) });
+    ctx.iso = m.iso;
+    await step.json('installer.json', m);
+    return `lab installer ${m.iso}`;
+  },
+};
+
+const handoffStep: Step<HardwareCtx> = {
+  name: 'handoff',
+  proves: 'the operator handoff is written: kernel parameters, expected and failure markers, what to do',
+  run: async (ctx, step) => {
+    const { contract } = loadInstallContract(ctx.profile.dir);
+    ctx.params = installerKernelParams(ctx.profile.dir, cmdline(ctx) || 'ultracloud.deployer=http://<deployer-host>:<port>');
+    await step.evidence('kernel-params.txt', `${ctx.params}\n`);
+    await step.evidence('expected-markers.txt', `${INSTALL_SEQUENCE.map((m) => `${MARKER_PREFIX} ${m}`).join('\n')}\n`);
+    await step.evidence(
+      'failure-markers.txt',
+      `${MARKER_PREFIX} FAIL <stage> <reason>\n${MARKER_PREFIX} desired-system-rolled-back <detail>\n`,
+    );
+    await step.evidence('handoff.md', handoff(ctx, contract.classes));
+    return `kernel parameters, ${INSTALL_SEQUENCE.length} expected markers, ${FAILURE_MARKERS.length} failure markers, operator handoff`;
+  },
+};
+
+const transportBlocked: Step<HardwareCtx> = {
+  name: 'transport',
+  proves: 'a transport is configured; without one the run records "blocked: no transport" (not a failure)',
+  run: async (ctx, step) => {
+    const t = ctx.transport;
+    await step.json(
+      'transport.json',
+      t.kind === 'none' ? { state: 'blocked', reason: 'no transport' } : { state: 'configured', ...redacted(t) },
+    );
+    if (t.kind === 'none') {
+      ctx.rec.event('info', 'blocked: no transport', { hint: 'set --transport usb|redfish (or ULTRACLOUD_HW_TRANSPORT) to run' });
+      return 'blocked: no transport (handoff written; run with --transport usb|redfish when one is available)';
+    }
+    return `transport ${t.kind} configured; next: ultracloud hardware-smoke run`;
+  },
+};
+
+const transportRun: Step<HardwareCtx> = {
+  name: 'transport',
+  proves:
+    'the installer reaches the machine: written to the confirmed USB device, or inserted as BMC virtual media with a one-time CD boot and power on',
+  run: async (ctx, step) => {
+    const t = ctx.transport;
+    if (t.kind === 'usb') {
+      if (!ctx.iso || !existsSync(ctx.iso)) throw new UsageError(`no installer image file to write (${ctx.iso}); build it first`);
+      const r = await writeImageToDevice(ctx.iso, t.device, { log: step.log });
+      await step.json('transport.json', { kind: 'usb', ...r });
+      return `wrote ${(r.bytes / 2 ** 20).toFixed(0)} MiB to ${r.device}; boot the machine from it`;
+    }
+    if (t.kind === 'redfish') {
+      const client = new RedfishClient(redfishConfigFromEnv(process.env, t.bmc), step.log);
+      try {
+        const r = await client.bootFromVirtualMedia(t.isoUrl);
+        return `redfish: ${redactUrl(t.isoUrl)} inserted at ${r.slot}, one-time boot from CD, ${r.reset} on ${r.system}`;
+      } finally {
+        await step.json('redfish-calls.json', client.calls);
+      }
+    }
+    throw new Error('run without a transport (prepare refuses this before starting)');
+  },
+};
+
+/** Credentials in a URL (user:password@) never reach evidence files. */
+export function redactUrl(u: string): string {
+  try {
+    const url = new URL(u);
+    if (!url.username && !url.password) return u;
+    url.username = url.username ? '***' : '';
+    url.password = url.password ? '***' : '';
+    return url.toString();
+  } catch {
+    return u.replace(/\/\/[^/@]*@/, '//***@');
+  }
+}
+
+function redacted(t: Transport): Record<string, unknown> {
+  return t.kind === 'redfish' ? { ...t, bmc: t.bmc && redactUrl(t.bmc), isoUrl: redactUrl(t.isoUrl) } : { ...t };
+}
+
+function markersStep(log: string, follow: boolean, timeoutMs: number): Step<HardwareCtx> {
+  return {
+    name: 'markers',
+    proves: 'every install marker appears in the console log, in order, with no failure marker',
+    run: async (_ctx, step) => {
+      if (!existsSync(log) && !follow) throw new UsageError(`no such log file: ${log}`);
+      const tracker = new MarkerTracker('machine', log, { deadline: follow ? Date.now() + timeoutMs : 0, alive: async () => true });
+      try {
+        for (const m of INSTALL_SEQUENCE) await tracker.waitFor(m);
+        return `all ${INSTALL_SEQUENCE.length} markers in order in ${log}: ${tracker.seen.map((s) => s.name).join(' -> ')}`;
+      } catch (err) {
+        const next = INSTALL_SEQUENCE.find((m) => !tracker.seen.some((s) => s.name === m));
+        throw new CheckFailed(
+          `${errorMessage(err).replace('the deadline passed', follow ? `no ${next} within ${seconds(timeoutMs)}` : `the log ends before ${next}`)}`,
         );
-        await step.evidence('handoff.md', handoff(o, state, contract.classes));
-        return `kernel parameters, ${INSTALL_SEQUENCE.length} expected markers, ${FAILURE_MARKERS.length} failure markers, operator handoff`;
-      },
+      } finally {
+        await tracker.stop();
+        await step.json('markers.json', tracker.seen);
+        await fs.copyFile(log, step.evidencePath('console.log')).catch(() => undefined);
+      }
     },
-  ];
+  };
 }
 
-function handoff(
-  o: HardwareOptions,
-  state: { iso?: string; params?: string },
-  classes: Record<string, { install_plan: { profile: string; disk: string } }>,
-): string {
+/** The console log `run --console-log` follows after the transport step (a step built from the options). */
+const followConsole: Step<HardwareCtx> = {
+  name: 'markers',
+  proves: 'with --console-log: every install marker appears in that log, in order, within --timeout',
+  run: async (ctx, step) => {
+    const file = ctx.options.consoleLog as string | undefined;
+    if (!file) throw new StepSkipped('no --console-log given: check the markers later with hardware-smoke capture --log <file>');
+    return markersStep(file, true, (ctx.options.timeout as number) * 1000).run(ctx, step);
+  },
+};
+
+export const hardwarePreflight = hostLane<HardwareCtx>()({
+  name: 'hardware-smoke',
+  command: ['hardware-smoke', 'preflight'],
+  description: 'write the kernel parameters, expected and failure markers and the operator handoff; "blocked" without a transport',
+  kind: 'host',
+  options: TRANSPORT_OPTIONS,
+  prepare: async (env) => transportFrom(env.options),
+  context: hardwareContext,
+  steps: [installerImage, handoffStep, transportBlocked],
+  controls: {},
+  report: (ctx, passed) => {
+    const blocked = passed && ctx.transport.kind === 'none';
+    return {
+      text: `hardware-smoke preflight: ${blocked ? 'handoff written; blocked: no transport' : passed ? 'PASSED' : 'FAILED'}; evidence in ${ctx.rec.dir}`,
+      data: { transport: ctx.transport.kind, blocked },
+    };
+  },
+});
+
+export const hardwareRun = hostLane<HardwareCtx>()({
+  name: 'hardware-smoke',
+  command: ['hardware-smoke', 'run'],
+  description:
+    'preflight, then put the installer on the machine through the transport (USB write with confirmation, or Redfish virtual media + one-time boot + power on)',
+  kind: 'host',
+  options: [
+    ...TRANSPORT_OPTIONS,
+    { flags: '--yes', description: 'usb: do not ask before overwriting the device' },
+    { flags: '--console-log <file>', description: 'afterwards, follow this serial-over-LAN/console log for the markers' },
+    { flags: '--timeout <seconds>', description: 'how long to follow --console-log', parse: positiveNumber, default: 1800 },
+  ],
+  // Bad input changes nothing: the device is checked and confirmed before any build or record.
+  prepare: async (env) => {
+    const t = transportFrom(env.options);
+    if (t.kind === 'none')
+      throw new UsageError(
+        "run needs a transport: --transport usb --device /dev/sdX, or --transport redfish --iso-url URL (see preflight's handoff.md)",
+      );
+    if (t.kind === 'usb') t.device = await confirmDevice(t.device, env.options.yes === true);
+    if (t.kind === 'redfish') redfishConfigFromEnv(process.env, t.bmc);
+    return t;
+  },
+  context: hardwareContext,
+  steps: [installerImage, handoffStep, transportRun, followConsole],
+  controls: {},
+});
+
+export const hardwareCapture = hostLane<HardwareCtx>()({
+  name: 'hardware-smoke',
+  command: ['hardware-smoke', 'capture'],
+  description: 'check the install markers, in order, in a serial-over-LAN or console log file',
+  kind: 'host',
+  options: [
+    { flags: '--log <file>', description: 'the console log (required)' },
+    { flags: '--follow', description: 'keep reading the file until every marker arrived (or --timeout)' },
+    { flags: '--timeout <seconds>', description: 'with --follow', parse: positiveNumber, default: 1800 },
+  ],
+  prepare: async (env) => {
+    if (typeof env.options.log !== 'string') throw new UsageError('capture needs --log <file>');
+    return { kind: 'none' } satisfies Transport;
+  },
+  context: hardwareContext,
+  steps: [
+    {
+      name: 'markers',
+      proves: 'every install marker appears in the console log, in order, with no failure marker',
+      run: (ctx, step) =>
+        markersStep(ctx.options.log as string, ctx.options.follow === true, (ctx.options.timeout as number) * 1000).run(ctx, step),
+    },
+  ],
+  controls: {},
+});
+
+function handoff(ctx: HardwareCtx, classes: Record<string, { install_plan: { profile: string; disk: string } }>): string {
   const disks = Object.entries(classes)
     .map(([k, c]) => `- class \`${k}\`: installs \`${c.install_plan.profile}\` onto \`${c.install_plan.disk}\``)
     .join('\n');
   return `# Hardware handoff
 
-Installer image: \`${state.iso}\`
+Installer image: \`${ctx.iso}\`
 
-Kernel parameters (already in the ISO's menu${o.deployerUrl ? '' : '; no deployer URL was given: press `e` at the GRUB menu and set ultracloud.deployer, or rerun preflight with --deployer-url'}):
+Kernel parameters (already in the ISO's menu${ctx.deployerUrl ? '' : '; no deployer URL was given: press `e` at the GRUB menu and set ultracloud.deployer, or rerun preflight with --deployer-url'}):
 
-    ${state.params}
+    ${ctx.params}
 
 ## Get the image onto the machine
 
@@ -139,81 +319,4 @@ A line \`${MARKER_PREFIX} FAIL <stage> <reason>\` means the installer stopped at
 \`${MARKER_PREFIX} desired-system-rolled-back\` means the desired system failed its health check and the agent rolled back.
 Save the console to a file and check it: \`ultracloud hardware-smoke capture --log <file> [--follow]\`.
 `;
-}
-
-export async function runHardwarePreflight(rec: RunRecord, o: HardwareOptions) {
-  const state: { iso?: string; params?: string } = {};
-  return runSteps(rec, [
-    ...preflightSteps(o, state),
-    {
-      name: 'transport',
-      run: async (step) => {
-        await step.evidence(
-          'transport.json',
-          json(o.transport.kind === 'none' ? { state: 'blocked', reason: 'no transport' } : { state: 'configured', ...o.transport }),
-        );
-        if (o.transport.kind === 'none') {
-          rec.event('info', 'blocked: no transport', { hint: 'set --transport usb|redfish (or ULTRACLOUD_HW_TRANSPORT) to run' });
-          return 'blocked: no transport (handoff written; run with --transport usb|redfish when one is available)';
-        }
-        return `transport ${o.transport.kind} configured; next: ultracloud hardware-smoke run`;
-      },
-    },
-  ]);
-}
-
-export async function runHardwareRun(rec: RunRecord, o: HardwareOptions) {
-  const state: { iso?: string; params?: string } = {};
-  const steps = preflightSteps(o, state);
-  steps.push({
-    name: 'transport',
-    run: async (step) => {
-      const t = o.transport;
-      if (t.kind === 'usb') {
-        if (!state.iso || !existsSync(state.iso)) throw new UsageError(`no installer image file to write (${state.iso}); build it first`);
-        const r = await writeImageToDevice(state.iso, t.device, { log: step.log });
-        await step.evidence('transport.json', json({ kind: 'usb', ...r }));
-        return `wrote ${(r.bytes / 2 ** 20).toFixed(0)} MiB to ${r.device}; boot the machine from it`;
-      }
-      if (t.kind === 'redfish') {
-        const client = new RedfishClient(redfishConfigFromEnv(process.env, t.bmc), step.log);
-        try {
-          const r = await client.bootFromVirtualMedia(t.isoUrl);
-          return `redfish: ${t.isoUrl} inserted at ${r.slot}, one-time boot from CD, ${r.reset} on ${r.system}`;
-        } finally {
-          await step.evidence('redfish-calls.json', json(client.calls));
-        }
-      }
-      throw new Error('run without a transport (the command refuses this before starting)');
-    },
-  });
-  if (o.consoleLog) steps.push(captureStep(o.consoleLog, true, o.timeoutMs));
-  return runSteps(rec, steps);
-}
-
-function captureStep(log: string, follow: boolean, timeoutMs: number): LaneStep {
-  return {
-    name: 'markers',
-    run: async (step: StepContext) => {
-      if (!existsSync(log) && !follow) throw new UsageError(`no such log file: ${log}`);
-      const tracker = new MarkerTracker('machine', log, { deadline: follow ? Date.now() + timeoutMs : 0, alive: async () => true });
-      try {
-        for (const m of INSTALL_SEQUENCE) await tracker.waitFor(m);
-        return `all ${INSTALL_SEQUENCE.length} markers in order in ${log}: ${tracker.seen.map((s) => s.name).join(' -> ')}`;
-      } catch (err) {
-        const next = INSTALL_SEQUENCE.find((m) => !tracker.seen.some((s) => s.name === m));
-        throw new CheckFailed(
-          `${errorMessage(err).replace('the deadline passed', follow ? `no ${next} within ${seconds(timeoutMs)}` : `the log ends before ${next}`)}`,
-        );
-      } finally {
-        await tracker.stop();
-        await step.evidence('markers.json', json(tracker.seen));
-        await fs.copyFile(log, step.evidencePath('console.log')).catch(() => undefined);
-      }
-    },
-  };
-}
-
-export async function runHardwareCapture(rec: RunRecord, o: { log: string; follow: boolean; timeoutMs: number }) {
-  return runSteps(rec, [captureStep(o.log, o.follow, o.timeoutMs)]);
 }

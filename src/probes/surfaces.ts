@@ -1,5 +1,6 @@
-import type { Cluster } from '../cluster/cluster.js';
-import { type HealthProbe, servicesOn } from '../config/profile.js';
+import type { Node } from '../cluster/node.js';
+import { type HealthProbe, type LoadedProfile, servicesOn } from '../config/profile.js';
+import { shellQuote } from '../core/shell.js';
 
 export interface SurfaceResult {
   node: string;
@@ -16,37 +17,38 @@ function checkCommand(kind: 'tcp' | 'udp' | 'http', port: number, path = '/', ex
     case 'udp': // no handshake to try: a bound socket is what can be proven without the protocol
       return `ss -Hlun "sport = :${port}" | grep -q . && echo bound`;
     case 'http':
-      return `code=$(curl -s -o /dev/null -m 8 -w '%{http_code}' 'http://127.0.0.1:${port}${path}'); echo "$code"; [ "$code" = ${expect} ]`;
+      return `code=$(curl -s -o /dev/null -m 8 -w '%{http_code}' ${shellQuote(`http://127.0.0.1:${port}${path}`)}); echo "$code"; [ "$code" = ${expect} ]`;
   }
 }
 
 function healthCommand(h: HealthProbe): string {
   if (h.kind === 'http') return checkCommand('http', h.port, h.path, h.expectStatus);
   if (h.kind === 'tcp') return checkCommand('tcp', h.port);
-  return `${h.command} && echo ok`;
+  return `${h.command} && echo ok`; // the profile's own health command: a script by definition
 }
 
 /**
  * Every declared port and health probe of every service placed on the node, checked from the
  * node itself in one SSH round trip (one shell script, one line of results per check).
  */
-export async function probeSurfaces(cluster: Cluster, node: string): Promise<SurfaceResult[]> {
+export async function probeSurfaces(profile: LoadedProfile, node: Node): Promise<SurfaceResult[]> {
   const checks: { service: string; check: string; cmd: string }[] = [];
-  for (const [svc, c] of servicesOn(cluster.profile, cluster.spec(node))) {
+  for (const [svc, c] of servicesOn(profile, node.spec)) {
     for (const p of c.ports) {
       const l4 = p.protocol === 'udp' ? 'udp' : 'tcp';
       checks.push({ service: svc, check: `${l4}:${p.port} (${p.name})`, cmd: checkCommand(l4, p.port) });
     }
-    if (c.health)
-      checks.push({
-        service: svc,
-        check: `health ${c.health.kind === 'command' ? c.health.command : `${c.health.kind}:${c.health.port}${c.health.kind === 'http' ? c.health.path : ''}`}`,
-        cmd: healthCommand(c.health),
-      });
+    if (c.health) {
+      const what =
+        c.health.kind === 'command'
+          ? c.health.command
+          : `${c.health.kind}:${c.health.port}${c.health.kind === 'http' ? c.health.path : ''}`;
+      checks.push({ service: svc, check: `health ${what}`, cmd: healthCommand(c.health) });
+    }
   }
   if (checks.length === 0) return [];
   const script = checks.map((c, i) => `out=$( { ${c.cmd}; } 2>&1 ); echo "${i} $? $(echo $out | tr '\\n' ' ' | cut -c1-200)"`).join('\n');
-  const r = await cluster.exec(node, script, { timeoutMs: 120000 });
+  const r = await node.exec(script, { timeoutMs: 120_000 });
   const lines = new Map(
     r.stdout
       .trim()
@@ -58,6 +60,6 @@ export async function probeSurfaces(cluster: Cluster, node: string): Promise<Sur
   );
   return checks.map((c, i) => {
     const l = lines.get(i);
-    return { node, service: c.service, check: c.check, ok: l?.code === 0, detail: l ? l.text : 'no result' };
+    return { node: node.name, service: c.service, check: c.check, ok: l?.code === 0, detail: l ? l.text : 'no result' };
   });
 }

@@ -1,12 +1,12 @@
 import { existsSync, promises as fs } from 'node:fs';
 import { execa } from 'execa';
 import type { Logger } from 'pino';
-import { type NodeRecord, nodeFiles, readNodeRecord, writeNodeRecord } from '../cluster/state.js';
 import { ownedPid } from '../core/proc.js';
 import { renderEnvFile } from '../core/shell.js';
 import type { BootArtifacts } from '../images/types.js';
 import { allocatePorts } from './ports.js';
 import { nodeMacs, qemuArgv } from './qemu-argv.js';
+import { type NodeRecord, nodeFiles, readNodeRecord, writeNodeRecord } from './state.js';
 
 export interface LaunchRequest {
   stateDir: string;

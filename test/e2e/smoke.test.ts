@@ -1,20 +1,36 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { RunResult } from '../../src/config/result.js';
-import { SMOKE_STEPS } from '../../src/lanes/smoke.js';
+import { RunResult } from '../../src/core/result.js';
+import type { FaultEntry } from '../../src/faults/fault.js';
+import { smoke } from '../../src/lanes/smoke.js';
 import { cli, REPO } from '../helpers/cli.js';
 import { processesMentioning } from '../helpers/procs.js';
 
 /**
- * The main job end to end on six real guests, then each negative control against the same
- * cluster: every one must turn exactly its step red with the cause in the message.
+ * The main job end to end on six real guests, then the lane's other forms and each negative
+ * control against the same cluster: every one must turn exactly its step red with the cause in
+ * the message, and a plain run afterwards must be green again. Every run is read from its own
+ * run dir (`--json` names it), never from the shared `latest` link.
  */
 const E2E = path.join(REPO, 'work', 'e2e-smoke');
 const env = { PHOTON_VM_DIR: path.join(E2E, 'state'), PHOTON_CLUSTER_VDE_SWITCH_DIR: path.join(E2E, 'vde') };
 /** CLI children get SIGTERM (and unwind what they started) before their test times out. */
 const run = (args: string[], timeout = 2_300_000) => cli(['--json', ...args], { env, timeout });
-const latest = () => RunResult.parse(JSON.parse(readFileSync(path.join(REPO, 'work', 'smoke', 'latest', 'result.json'), 'utf8')));
+const SMOKE_STEPS = smoke.steps.map((s) => s.name);
+
+/** The run's own record, from the dir its --json output names. */
+function ownRun(stdout: string) {
+  const dir = (JSON.parse(stdout) as { dir: string }).dir;
+  const result = RunResult.parse(JSON.parse(readFileSync(path.join(dir, 'result.json'), 'utf8')));
+  const faults = existsSync(path.join(dir, 'faults.json'))
+    ? (JSON.parse(readFileSync(path.join(dir, 'faults.json'), 'utf8')) as FaultEntry[])
+    : [];
+  return { dir, result, faults, steps: result.steps.map((s) => `${s.name}:${s.status}`) };
+}
+
+const why = (r: { stderr: string }, res?: RunResult) =>
+  `${res?.steps.map((s) => `${s.name}: ${s.status} ${s.error ?? ''}`).join('\n') ?? ''}\n${r.stderr.slice(-3000)}`;
 
 describe('smoke lane (six real guests)', () => {
   afterAll(async () => {
@@ -22,18 +38,43 @@ describe('smoke lane (six real guests)', () => {
     expect(processesMentioning(E2E)).toEqual([]);
   }, 400_000);
 
-  it('fresh-smoke goes green with the seven steps, evidence and junit', async () => {
+  it('fresh-smoke goes green: image, boot and the seven steps, with evidence, node logs and junit', async () => {
     const r = await run(['fresh-smoke', '--keep']);
-    const res = latest();
-    expect(r.exitCode, `${res.steps.map((s) => `${s.name}: ${s.status} ${s.error ?? ''}`).join('\n')}\n${r.stderr.slice(-3000)}`).toBe(0);
-    expect(res.success).toBe(true);
-    expect(res.steps.map((s) => [s.name, s.status])).toEqual(SMOKE_STEPS.map((s) => [s, 'passed']));
-    expect(res.events.map((e) => e.kind)).toEqual(expect.arrayContaining(['fault', 'heal']));
-    const dir = path.join(REPO, 'work', 'smoke', 'latest');
-    for (const f of ['junit.xml', 'run.log', 'fault.json', 'external.json', 'flaredb-replication.txt'])
+    const { dir, result } = ownRun(r.stdout);
+    expect(r.exitCode, why(r, result)).toBe(0);
+    expect(result.success).toBe(true);
+    expect(result.command).toBe('fresh-smoke --keep');
+    expect(result.steps.map((s) => [s.name, s.status])).toEqual(['image', 'boot', ...SMOKE_STEPS].map((s) => [s, 'passed']));
+    expect(result.events.map((e) => e.kind)).toEqual(expect.arrayContaining(['fault', 'heal']));
+    for (const f of ['junit.xml', 'run.log', 'faults.json', 'fault.json', 'external.json', 'flaredb-replication.json', 'boot.json'])
       expect(existsSync(path.join(dir, f)), f).toBe(true);
-    expect(readFileSync(path.join(dir, 'junit.xml'), 'utf8')).toMatch(/tests="7" failures="0"/);
+    for (const n of ['node01', 'node06']) expect(readFileSync(path.join(dir, 'nodes', n, 'journal.txt'), 'utf8')).toMatch(/systemd/);
+    expect(readFileSync(path.join(dir, 'junit.xml'), 'utf8')).toMatch(/tests="9" failures="0"/);
   }, 2_400_000);
+
+  it('smoke --only replicated-state runs readiness and replicated-state and records the rest as skipped by request', async () => {
+    const r = await run(['smoke', '--only', 'replicated-state']);
+    const { result } = ownRun(r.stdout);
+    expect(r.exitCode, why(r, result)).toBe(0);
+    expect(result.steps.map((s) => `${s.name}:${s.status}${s.skipped ? `:${s.skipped}` : ''}`)).toEqual(
+      SMOKE_STEPS.map((s) => (['readiness', 'replicated-state'].includes(s) ? `${s}:passed` : `${s}:skipped:request`)),
+    );
+  }, 600_000);
+
+  it("a unit stopped behind the harness's back fails readiness within 15 s, naming the node and the unit", async () => {
+    expect((await cli(['ssh', 'node02', '--', 'systemctl', 'stop', 'iam.service'], { env, timeout: 60_000 })).exitCode).toBe(0);
+    try {
+      const r = await run(['smoke'], 600_000);
+      const { result } = ownRun(r.stdout);
+      expect(r.exitCode).toBe(1);
+      const failed = result.steps.find((s) => s.status === 'failed')!;
+      expect(failed.name).toBe('readiness');
+      expect(failed.error).toMatch(/node02: unit\(s\) stopped with no start job queued: iam\.service is inactive/);
+      expect(failed.durationMs).toBeLessThan(15_000);
+    } finally {
+      await cli(['ssh', 'node02', '--', 'systemctl', 'start', 'iam.service'], { env, timeout: 120_000 });
+    }
+  }, 900_000);
 
   const controls: [string, string, RegExp][] = [
     ['unit-masked', 'readiness', /node02: expected unit\(s\) cannot start: iam\.service is masked/],
@@ -43,12 +84,34 @@ describe('smoke lane (six real guests)', () => {
   for (const [inject, step, cause] of controls) {
     it(`--inject ${inject} turns ${step} red and names the cause, then heals`, async () => {
       const r = await run(['smoke', '--inject', inject], 840_000);
+      const { result, faults } = ownRun(r.stdout);
       expect(r.exitCode).toBe(1);
-      const res = latest();
-      const failed = res.steps.find((s) => s.status === 'failed');
+      const failed = result.steps.find((s) => s.status === 'failed');
       expect(failed?.name).toBe(step);
       expect(failed?.error).toMatch(cause);
-      expect(res.events.filter((e) => e.kind === 'heal').map((e) => e.name)).toContain(`inject ${inject}`);
+      expect(faults).toEqual([
+        expect.objectContaining({ detail: expect.objectContaining({ negativeControl: inject, breaks: step }), heal: 'healed' }),
+      ]);
     }, 900_000);
   }
+
+  it('after the controls a plain smoke is green again: every final heal really healed', async () => {
+    const r = await run(['smoke'], 900_000);
+    const { result } = ownRun(r.stdout);
+    expect(r.exitCode, why(r, result)).toBe(0);
+    expect(result.steps.every((s) => s.status === 'passed')).toBe(true);
+  }, 1_000_000);
+
+  it("a failed fresh-smoke --inject unit-masked leaves every node's console and journal in its run dir, and stops the cluster", async () => {
+    const r = await run(['fresh-smoke', '--inject', 'unit-masked']);
+    const { dir, result } = ownRun(r.stdout);
+    expect(r.exitCode, why(r, result)).toBe(1);
+    expect(result.steps.find((s) => s.status === 'failed')?.name).toBe('readiness');
+    for (const n of ['node01', 'node02', 'node03', 'node04', 'node05', 'node06']) {
+      expect(readFileSync(path.join(dir, 'nodes', n, 'console.log'), 'utf8'), n).toMatch(/ULTRACLOUD_MARKER cluster-config-done node=/);
+      expect(readFileSync(path.join(dir, 'nodes', n, 'journal.txt'), 'utf8'), n).toMatch(/systemd/);
+    }
+    expect(r.stderr).toMatch(/get in: ultracloud ssh node02/);
+    expect(processesMentioning(E2E)).toEqual([]);
+  }, 2_400_000);
 });

@@ -8,6 +8,7 @@ import { cli } from '../helpers/cli.js';
 /** A work root with dated runs: smoke has 4 (latest -> the 2nd newest), matrix 1. */
 function fixture() {
   const root = mkdtempSync(path.join(os.tmpdir(), 'uc-budget-'));
+  writeFileSync(path.join(root, '.ultracloud-work-root'), ''); // made by the harness
   const runs = { smoke: ['20261101T000000Z', '20261102T000000Z', '20261103T000000Z', '20261104T000000Z'], matrix: ['20261105T000000Z'] };
   for (const [lane, names] of Object.entries(runs))
     for (const n of names) {

@@ -1,7 +1,11 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadProfile } from '../../src/config/load-profile.js';
+import { loadProfile, profileIssues } from '../../src/config/load-profile.js';
 import { expectedUnits, Profile } from '../../src/config/profile.js';
 import { UsageError } from '../../src/core/errors.js';
+import { SERVICE_PARAMS } from '../../src/services/index.js';
 import { cli } from '../helpers/cli.js';
 
 const base = {
@@ -21,14 +25,89 @@ describe('profile schema', () => {
     expect(expectedUnits(p, p.nodes[0]!)).toContain('ssh.service');
   });
 
-  it('names the field path of every problem in the bad fixture', () => {
-    expect(() => loadProfile('test/fixtures/bad-profile.json')).toThrow(UsageError);
-    try {
-      loadProfile('test/fixtures/bad-profile.json');
-    } catch (err) {
-      const msg = (err as Error).message;
-      expect(msg).toMatch(/nodes\[0\]\.memoryMiB: .*expected number/);
-    }
+  it('names the field path of every problem in the bad fixture, a type error hiding nothing', () => {
+    const err = (() => {
+      try {
+        loadProfile('test/fixtures/bad-profile.json');
+      } catch (e) {
+        return e as Error;
+      }
+      throw new Error('the bad profile loaded');
+    })();
+    expect(err).toBeInstanceOf(UsageError);
+    const problems = err.message
+      .split('\n')
+      .slice(1)
+      .map((l) => l.trim());
+    expect(problems).toEqual([
+      expect.stringMatching(/^nodes\[0\]\.memoryMiB: .*expected number/),
+      'nodes[1].dependsOn[0]: unknown node "node09"',
+    ]);
+  });
+
+  it('a wrongly typed service parameter is refused at load, naming its path', async () => {
+    const raw = JSON.parse(readFileSync('profiles/lab/profile.json', 'utf8'));
+    raw.services.chainfire.params.members = 'three';
+    raw.services.flaredb.params.table = 'drop table;';
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'uc-prof-'));
+    writeFileSync(path.join(dir, 'profile.json'), JSON.stringify(raw));
+    expect(profileIssues(raw, SERVICE_PARAMS).map((i) => i.path.join('.'))).toEqual([
+      'services.chainfire.params.members',
+      'services.flaredb.params.table',
+    ]);
+    const r = await cli(['--profile', path.join(dir, 'profile.json'), 'status']);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/services\.chainfire\.params\.members: .*expected number/);
+    expect(r.stderr).toMatch(/services\.flaredb\.params\.table: a PostgreSQL identifier/);
+  });
+
+  it('refuses a service the harness has no module for, and unknown params', () => {
+    const raw = JSON.parse(readFileSync('profiles/lab/profile.json', 'utf8'));
+    raw.services.quux = { unit: 'quux.service', roles: ['gateway'] };
+    raw.services.iam.params.issuePth = '/v1/tokens';
+    expect(profileIssues(raw, SERVICE_PARAMS).map((i) => `${i.path.join('.')}: ${i.message}`)).toEqual([
+      expect.stringMatching(/^services\.iam\.params: Unrecognized key: "issuePth"/),
+      expect.stringMatching(/^services\.quux: no service module "quux" in this harness \(known: chainfire, /),
+    ]);
+  });
+
+  it("refuses cycles, the harness's own forward name, duplicate forwards, odd addresses and unit names a shell would read", () => {
+    const issues = (p: unknown) => profileIssues(p).map((i) => `${i.path.join('.')}: ${i.message}`);
+    expect(issues({ ...base, nodes: [{ ...base.nodes[0], dependsOn: ['b'] }, base.nodes[1]] })).toEqual([
+      'nodes.0.dependsOn: dependency cycle: a -> b -> a',
+    ]);
+    expect(
+      issues({
+        ...base,
+        nodes: [
+          {
+            ...base.nodes[0],
+            forwards: [
+              { name: 'ssh', port: 2222 },
+              { name: 'web', port: 80 },
+              { name: 'web', port: 81 },
+            ],
+          },
+          base.nodes[1],
+        ],
+      }),
+    ).toEqual([
+      'nodes.0.forwards.0.name: "ssh" is the harness\'s own forward',
+      'nodes.0.forwards.2.name: duplicate forward "web" (also forwards[1])',
+    ]);
+    expect(issues({ ...base, nodes: [base.nodes[0], { ...base.nodes[1], ip: '010.000.000.002' }] })).toEqual([
+      expect.stringMatching(/^nodes\.1\.ip: an IPv4 address like 10\.100\.0\.11 \(no leading zeros\)/),
+    ]);
+    expect(issues({ ...base, nodes: [base.nodes[0], { ...base.nodes[1], ip: '10.0.1.2' }] })).toEqual([
+      'nodes.1.ip: 10.0.1.2 is outside the cluster subnet of 10.0.0.1/24',
+    ]);
+    expect(issues({ ...base, nodes: [base.nodes[0], { ...base.nodes[1], ip: '10.0.0.255' }] })).toEqual([
+      "nodes.1.ip: 10.0.0.255 is the subnet's network or broadcast address",
+    ]);
+    expect(issues({ ...base, baseUnits: ['ssh.service; reboot'] })).toEqual([expect.stringMatching(/^baseUnits\.0: a systemd unit name/)]);
+    expect(issues({ ...base, services: { x: { unit: '$(id).service', roles: ['cp'] } } })).toEqual([
+      expect.stringMatching(/^services\.x\.unit: a systemd unit name/),
+    ]);
   });
 
   it('rejects duplicate names and ips, bad ips, unknown service roles and unknown keys', () => {

@@ -79,6 +79,12 @@ describe('Redfish client against a loopback Redfish-shaped BMC', () => {
   });
 
   it('hardware-smoke run --transport redfish drives the BMC; no evidence file holds the password', async () => {
+    // A machine that is off with nothing inserted: what the run leaves is then its doing.
+    Object.assign(bmc.state, {
+      power: 'Off',
+      media: { Image: null, Inserted: false },
+      boot: { BootSourceOverrideTarget: 'None', BootSourceOverrideEnabled: 'Disabled' },
+    });
     const work = path.join(REPO, 'work', 'unit-hardware-smoke');
     const env = {
       ULTRACLOUD_REDFISH_URL: bmc.url,
@@ -108,12 +114,24 @@ describe('Redfish client against a loopback Redfish-shaped BMC', () => {
       'installer-image:passed',
       'handoff:passed',
       'transport:passed',
+      'markers:skipped', // no --console-log to follow
     ]);
     expect(readFileSync(path.join(out.dir, 'kernel-params.txt'), 'utf8')).toContain(
       'ultracloud.installer=1 ultracloud.deployer=http://10.0.0.5:8088',
     );
-    const calls = JSON.parse(readFileSync(path.join(out.dir, 'redfish-calls.json'), 'utf8'));
-    expect(calls.map((c: { status: number }) => c.status).every((s: number) => s < 300)).toBe(true);
+    const calls = JSON.parse(readFileSync(path.join(out.dir, 'redfish-calls.json'), 'utf8')) as {
+      method: string;
+      path: string;
+      status: number;
+    }[];
+    expect(calls.map((c) => `${c.method} ${c.path.split('/').slice(-2).join('/')}`)).toEqual(
+      expect.arrayContaining(['POST Actions/VirtualMedia.InsertMedia', 'PATCH Systems/1', 'POST Actions/ComputerSystem.Reset']),
+    );
+    expect(calls.filter((c) => c.status >= 300)).toEqual([]);
+    // What the machine was left with: the ISO in the CD slot, a one-time CD boot, power on.
+    expect(bmc.state.media).toEqual({ Image: 'http://10.0.0.5/uc.iso', Inserted: true });
+    expect(bmc.state.boot).toMatchObject({ BootSourceOverrideTarget: 'Cd', BootSourceOverrideEnabled: 'Once' });
+    expect(bmc.state.power).toBe('On');
     for (const f of filesUnder(out.dir)) expect(readFileSync(f, 'utf8'), f).not.toContain(PASSWORD);
     expect(r.stderr).not.toContain(PASSWORD);
   }, 90_000);

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
-import { RunResult } from '../../src/config/result.js';
+import { RunResult } from '../../src/core/result.js';
 import { RunRecord } from '../../src/core/run-record.js';
 import { hostFacts } from '../../src/host/facts.js';
 import { REPO } from '../helpers/cli.js';
@@ -39,7 +39,7 @@ describe('run record', () => {
         throw new Error('boom');
       }),
     ).rejects.toThrow('boom');
-    rec.skip('third', 'an earlier step failed');
+    rec.skip('third', 'an earlier step failed', 'failure');
     const res = await rec.finish();
     expect(res.success).toBe(false);
     expect(res.status).toBe('failed');

@@ -1,14 +1,9 @@
-import { mkdtempSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { chassisMac } from '../../src/baremetal/chassis.js';
 import { hostKeyLine } from '../../src/cluster/ssh-pool.js';
 import { bootWaves } from '../../src/cluster/waves.js';
 import { loadProfile } from '../../src/config/load-profile.js';
-import { StateLock } from '../../src/core/lock.js';
 import { renderEnvFile } from '../../src/core/shell.js';
 import { allocatePorts, portInUse } from '../../src/vm/ports.js';
 import { nodeMacs, type QemuSpec, qemuArgv } from '../../src/vm/qemu-argv.js';
@@ -135,44 +130,10 @@ describe('boot waves', () => {
   });
 });
 
-describe('state lock', () => {
-  it('refuses a second harness naming the first pid, and takes over a stale lock', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'uc-lock-'));
-    // A live foreign harness: a child whose argv says ultracloud holds the lock.
-    const holder = execa(
-      'node',
-      [
-        '-e',
-        `require('fs').writeFileSync(${JSON.stringify(path.join(dir, 'harness.lock'))}, JSON.stringify({pid: process.pid, command: 'start', since: 'now'})); console.log('held'); setInterval(()=>{}, 1000)`,
-        'ultracloud',
-      ],
-      { reject: false },
-    );
-    await new Promise<void>((r) => holder.stdout!.once('data', () => r()));
-    await expect(StateLock.acquire(dir, 'start')).rejects.toThrow(new RegExp(`pid ${holder.pid}, "start"`));
-    holder.kill('SIGKILL');
-    await holder;
-    const lock = await StateLock.acquire(dir, 'stop'); // the holder is gone: stale
-    await lock.release();
-  });
-});
-
 describe('ssh host keys', () => {
   it('renders the key type and blob as a known_hosts-style line', () => {
     const type = Buffer.from('ssh-ed25519');
     const blob = Buffer.concat([Buffer.from([0, 0, 0, type.length]), type, Buffer.from([0, 0, 0, 2, 1, 2])]);
     expect(hostKeyLine(blob)).toBe(`ssh-ed25519 ${blob.toString('base64')}`);
-  });
-});
-
-describe('readiness parsing', () => {
-  it('splits `systemctl show` output into one property block per unit', async () => {
-    const { parseShow } = await import('../../src/cluster/readiness.js');
-    const out =
-      'Id=a.service\nLoadState=loaded\nActiveState=active\nNRestarts=0\n\nId=b.service\nLoadState=masked\nActiveState=inactive\nNRestarts=31\n';
-    expect(parseShow(out)).toEqual([
-      { Id: 'a.service', LoadState: 'loaded', ActiveState: 'active', NRestarts: '0' },
-      { Id: 'b.service', LoadState: 'masked', ActiveState: 'inactive', NRestarts: '31' },
-    ]);
   });
 });

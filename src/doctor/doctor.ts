@@ -3,9 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { errorMessage } from '../core/errors.js';
+import { TOOLS, type ToolName, which } from '../host/tools.js';
 import { NIX_FLAGS, type NixVersion, parseNixVersion } from '../images/nix-flake.js';
 import { type AccelVerdict, accelVerdict } from '../vm/accel-probe.js';
-import { TOOLS, type ToolName, which } from './tools.js';
 
 export interface ToolCheck {
   tool: string;

@@ -4,6 +4,10 @@ import { z } from 'zod';
 export const StepStatus = z.enum(['running', 'passed', 'failed', 'skipped']);
 export type StepStatus = z.infer<typeof StepStatus>;
 
+/** Why a step did not run: the user asked (`--only`/`--skip`), or an earlier step failed. */
+export const SkipCause = z.enum(['request', 'failure']);
+export type SkipCause = z.infer<typeof SkipCause>;
+
 export const StepResult = z.object({
   name: z.string(),
   status: StepStatus,
@@ -11,6 +15,7 @@ export const StepResult = z.object({
   durationMs: z.number().nonnegative(),
   detail: z.string().optional(),
   error: z.string().optional(),
+  skipped: SkipCause.optional(),
   evidence: z.array(z.string()),
 });
 export type StepResult = z.infer<typeof StepResult>;
@@ -18,7 +23,7 @@ export type StepResult = z.infer<typeof StepResult>;
 /** Jepsen-style history: faults, heals and notable probe results on one timeline. */
 export const RunEvent = z.object({
   at: z.string(),
-  kind: z.enum(['fault', 'heal', 'probe', 'info']),
+  kind: z.enum(['fault', 'heal', 'probe', 'info', 'warning']),
   name: z.string(),
   detail: z.record(z.string(), z.unknown()).optional(),
 });
@@ -39,8 +44,10 @@ export const RunStatus = z.enum(['running', 'passed', 'failed', 'interrupted']);
 export type RunStatus = z.infer<typeof RunStatus>;
 
 export const RunResult = z.object({
-  schemaVersion: z.literal(1),
+  schemaVersion: z.literal(2),
   lane: z.string(),
+  /** The command as invoked (`fresh-smoke`, `smoke --only replicated-state`). */
+  command: z.string(),
   profile: z.string(),
   status: RunStatus,
   success: z.boolean(),
@@ -53,3 +60,8 @@ export const RunResult = z.object({
   error: z.string().optional(),
 });
 export type RunResult = z.infer<typeof RunResult>;
+
+/** A run passes when nothing failed, something ran, and every step either passed or was left out on request. */
+export function runSucceeded(steps: readonly StepResult[]): boolean {
+  return steps.some((s) => s.status === 'passed') && steps.every((s) => s.status === 'passed' || s.skipped === 'request');
+}

@@ -1,0 +1,36 @@
+import { z } from 'zod';
+import { type HttpReply, http } from '../probes/http.js';
+import { defineService, ServiceClient } from './service.js';
+
+const Params = z.strictObject({});
+type Params = z.output<typeof Params>;
+
+/** The creditservice API under a base URL: the node's own port, or the gateway's /credit route. */
+export class CreditApi {
+  constructor(readonly base: string) {}
+
+  reserve(tenant: string, amount: number, token?: string): Promise<HttpReply> {
+    return http('POST', `${this.base}/v1/reservations`, {
+      body: { tenant, amount },
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+    });
+  }
+
+  quota(tenant: string): Promise<HttpReply> {
+    return http('GET', `${this.base}/v1/quotas/${encodeURIComponent(tenant)}`);
+  }
+}
+
+export class CreditserviceClient extends ServiceClient<Params> {
+  /** Talk to it through any base URL that routes to it (the gateway's route). */
+  through(base: string): CreditApi {
+    return new CreditApi(base);
+  }
+}
+
+export const creditservice = defineService({
+  name: 'creditservice',
+  description: 'quota, wallet, reservation and admission (lab: small service, authorized by iam)',
+  params: Params,
+  client: (svc) => new CreditserviceClient(svc),
+});
