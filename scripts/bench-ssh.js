@@ -28,21 +28,22 @@ const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 let bootedHere = false;
 try {
-  if (!(await cluster.pid(node))) {
+  const n = cluster.node(node);
+  if (!(await n.running())) {
     await startCluster(cluster, { nodes: [node], accel: 'auto', waveTimeoutMs: 600_000 });
     bootedHere = true;
   }
-  const t = await cluster.target(node);
-  await cluster.exec(node, 'true'); // connect (and pin the host key) outside the measurement
+  const t = await n.target();
+  await n.exec('true'); // connect (and pin the host key) outside the measurement
 
   const pooled = [];
   for (let i = 0; i < runs; i++) {
     const t0 = process.hrtime.bigint();
-    await cluster.exec(node, 'true');
+    await n.exec('true');
     pooled.push(Number(process.hrtime.bigint() - t0) / 1e6);
   }
 
-  const f = cluster.files(node);
+  const f = n.files;
   writeFileSync(f.knownHosts, `[127.0.0.1]:${t.port} ${readFileSync(f.hostKey, 'utf8').trim()}\n`);
   const sshArgs = [
     '-i',

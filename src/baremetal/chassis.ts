@@ -78,7 +78,7 @@ export async function launchChassis(
   await fs.writeFile(f.argv, `${argv.map((a) => JSON.stringify(a)).join(' ')}\n`);
   const r = await execa('qemu-system-x86_64', argv, { reject: false, stdin: 'ignore' });
   if (r.exitCode !== 0) throw new Error(`${spec.name}: qemu failed to start: ${String(r.stderr).trim()}`);
-  const pid = await ownedPid(f.pidfile, f.pidfile);
+  const pid = await ownedPid(f.pidfile);
   if (!pid) throw new Error(`${spec.name}: qemu daemonized but ${f.pidfile} names no live qemu`);
   log.info({ node: spec.name }, `chassis up (pid ${pid}, ${spec.accel}, disk serial ${spec.disk.serial}, machine ${spec.machineSerial})`);
   return { pid, files: f };
@@ -96,7 +96,7 @@ export async function saveChassisEvidence(root: string, names: string[], runDir:
 
 export async function chassisPid(dir: string): Promise<number | null> {
   const f = chassisFiles(dir);
-  return ownedPid(f.pidfile, f.pidfile);
+  return ownedPid(f.pidfile);
 }
 
 /** A chassis holds nothing worth a graceful shutdown: its disk is rebuilt on the next run. */

@@ -13,7 +13,7 @@ import { type NodeFiles, type NodeRecord, nodeFiles, readNodeRecord } from '../v
 import { switchFiles } from '../vm/switch.js';
 import type { Cluster } from './cluster.js';
 import { consoleTail } from './console.js';
-import { waitForNode } from './readiness.js';
+import { waitForNode, waitForUnits } from './readiness.js';
 import type { ExecResult, SshTarget } from './ssh-pool.js';
 
 /**
@@ -107,7 +107,7 @@ export class Node {
 
   /** The pid of this node's QEMU, when the pidfile names a live QEMU of ours. */
   pid(): Promise<number | null> {
-    return ownedPid(this.files.pidfile, this.files.pidfile);
+    return ownedPid(this.files.pidfile);
   }
 
   async running(): Promise<boolean> {
@@ -219,6 +219,11 @@ export class Node {
       },
       this.cluster.log,
     );
+  }
+
+  /** Wait until one unit is active (the NixOS driver's wait_for_unit); fails at once if it failed, is masked or was stopped. */
+  waitForUnit(unit: string, timeoutMs = 120_000): Promise<void> {
+    return waitForUnits(this, Date.now() + timeoutMs, [unit]);
   }
 
   /** Wait until the node is ready (SSH, system running, its units active; or its console marker). */

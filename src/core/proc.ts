@@ -1,4 +1,6 @@
 import { promises as fs } from 'node:fs';
+import { execa } from 'execa';
+import { onCleanup } from './shutdown.js';
 
 export function pidAlive(pid: number): boolean {
   try {
@@ -19,8 +21,12 @@ export async function pidCmdline(pid: number): Promise<string[] | null> {
   }
 }
 
-/** Read a pidfile and confirm the pid still runs the process we started (argv mentions `marker`). */
-export async function ownedPid(pidfile: string, marker: string): Promise<number | null> {
+/**
+ * Read a pidfile and confirm the pid still runs the process we started: its argv names this very
+ * pidfile after the flag that made it (QEMU `-pidfile P`, vde_switch `--pidfile P`). A recycled
+ * pid whose command line merely mentions the path is not ours.
+ */
+export async function ownedPid(pidfile: string, flag = '-pidfile'): Promise<number | null> {
   let pid: number;
   try {
     pid = Number((await fs.readFile(pidfile, 'utf8')).trim());
@@ -29,7 +35,11 @@ export async function ownedPid(pidfile: string, marker: string): Promise<number 
   }
   if (!Number.isInteger(pid) || pid <= 1) return null;
   const argv = await pidCmdline(pid);
-  return argv?.some((a) => a.includes(marker)) ? pid : null;
+  const real = (p: string) => fs.realpath(p).catch(() => p);
+  const want = await real(pidfile);
+  for (const [i, a] of (argv ?? []).entries())
+    if (a === flag && argv![i + 1] !== undefined && (await real(argv![i + 1]!)) === want) return pid;
+  return null;
 }
 
 /** Resolves when the pid is gone, or false after `ms`. Polls /proc: a foreign pid gives no exit event. */
@@ -66,4 +76,44 @@ export async function terminate(pid: number, graceMs = 5000): Promise<'term' | '
   }
   await waitPidExit(pid, 5000);
   return 'kill';
+}
+
+/** True while any process of the group `pgid` lives. */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** SIGTERM to a whole process group, SIGKILL after `graceMs`: a builder and everything it started. */
+export async function terminateGroup(pgid: number, graceMs = 5000): Promise<void> {
+  const signal = (s: NodeJS.Signals) => {
+    try {
+      process.kill(-pgid, s);
+    } catch {
+      /* already gone */
+    }
+  };
+  signal('SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (groupAlive(pgid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  if (groupAlive(pgid)) signal('SIGKILL');
+}
+
+/**
+ * Run a long tool in its own process group (detached), so that on any exit path of the harness
+ * (error, Ctrl-C, SIGTERM from a CI timeout) the tool and every process it started are stopped
+ * by group id: an interrupted mmdebstrap must not leave dpkg running.
+ */
+export function spawnGroup(cmd: string, args: readonly string[]) {
+  const child = execa(cmd, args, { all: true, reject: false, stdin: 'ignore', detached: true, cleanup: false });
+  const pgid = child.pid;
+  if (pgid) {
+    const dispose = onCleanup(`stop ${cmd} (process group ${pgid})`, () => terminateGroup(pgid));
+    void child.finally(dispose);
+  }
+  return child;
 }

@@ -1,5 +1,6 @@
 import { existsSync, promises as fs, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { execa } from 'execa';
 import { UsageError } from './errors.js';
 
 /**
@@ -80,4 +81,12 @@ export async function removeWithin(workRoot: string, target: string, o: { keep?:
   else
     for (const e of await fs.readdir(target)) if (!o.keep.includes(e)) await fs.rm(path.join(target, e), { recursive: true, force: true });
   return 'removed';
+}
+
+/** Unmount everything mounted at or below `dir`, deepest first (lazily: a busy mount must not block cleanup). */
+export async function unmountUnder(dir: string): Promise<string[]> {
+  const real = await fs.realpath(dir).catch(() => dir);
+  const points = mountsUnder(real).sort((a, b) => b.length - a.length);
+  for (const p of points) await execa('umount', ['--lazy', p], { reject: false });
+  return points;
 }

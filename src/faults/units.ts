@@ -10,7 +10,10 @@ export function unitStopped(service: ServiceClient<unknown>, node: Node): Fault 
     name: `unit-stopped ${unit} on ${node}`,
     targets: [node.name],
     invoke: async () => void (await node.succeed(['systemctl', 'stop', unit])),
-    heal: async () => void (await node.succeed(['systemctl', 'start', unit], { timeoutMs: 180_000 })),
+    heal: async () => {
+      await node.succeed(['systemctl', 'start', unit], { timeoutMs: 180_000 });
+      await node.waitForUnit(unit);
+    },
   };
 }
 
@@ -25,6 +28,7 @@ export function unitMasked(service: ServiceClient<unknown>, node: Node): Fault {
     heal: async () => {
       await node.succeed(['systemctl', 'unmask', unit]);
       await node.succeed(['systemctl', 'start', unit], { timeoutMs: 180_000 });
+      await node.waitForUnit(unit);
     },
   };
 }

@@ -8,7 +8,11 @@ import { formatZodIssues } from '../config/load-profile.js';
 import type { LoadedProfile } from '../config/profile.js';
 import { writeFileAtomic } from '../core/atomic.js';
 import { UsageError } from '../core/errors.js';
-import { seconds } from '../core/time.js';
+import { StateLock } from '../core/lock.js';
+import { pidAlive, spawnGroup } from '../core/proc.js';
+import { onCleanup } from '../core/shutdown.js';
+import { runStamp, seconds } from '../core/time.js';
+import { mountsUnder, unmountUnder } from '../core/work-root.js';
 import { requireTools } from '../host/tools.js';
 import { hashTree } from './content-hash.js';
 import type { BootArtifacts, BuiltImages } from './types.js';
@@ -78,16 +82,41 @@ export async function labImageById(profile: LoadedProfile, imagesDir: string, id
   return { id, reused: true, nodes: Object.fromEntries(profile.nodes.map((n) => [n.name, a])) };
 }
 
-/** The cached image for a profile, if built; used by `start` so it never builds implicitly by surprise. */
-export async function cachedLabImage(profile: LoadedProfile, imagesDir: string): Promise<{ dir: string; manifest: ImageManifest } | null> {
-  if (profile.image.source !== 'lab') return null;
-  const hash = await recipeHash(path.resolve(profile.dir, profile.image.recipe));
-  const dir = path.join(imagesDir, hash);
-  try {
-    return { dir, manifest: ImageManifest.parse(JSON.parse(await fs.readFile(path.join(dir, 'manifest.json'), 'utf8'))) };
-  } catch {
-    return null;
+/** The newest complete build of this recipe hash: `<hash>`, or `<hash>.<stamp>` for a forced rebuild. */
+async function newestBuild(imagesDir: string, hash: string): Promise<{ id: string; dir: string; manifest: ImageManifest } | null> {
+  const names = (await fs.readdir(imagesDir).catch(() => [] as string[])).filter((n) => n === hash || n.startsWith(`${hash}.`));
+  const builds: { id: string; dir: string; manifest: ImageManifest }[] = [];
+  for (const id of names) {
+    const dir = path.join(imagesDir, id);
+    try {
+      builds.push({ id, dir, manifest: ImageManifest.parse(JSON.parse(await fs.readFile(path.join(dir, 'manifest.json'), 'utf8'))) });
+    } catch {
+      /* not a complete build */
+    }
   }
+  return builds.sort((a, b) => b.manifest.builtAt.localeCompare(a.manifest.builtAt))[0] ?? null;
+}
+
+/** Partial builds (`.build-<hash>-<pid>`) of harnesses that are gone: unmount what their builder left, then remove. */
+async function sweepPartialBuilds(imagesDir: string, log: Logger): Promise<void> {
+  for (const n of await fs.readdir(imagesDir).catch(() => [] as string[])) {
+    const m = /^\.build-[0-9a-f]+-(\d+)$/.exec(n);
+    if (!m || (Number(m[1]) !== process.pid && pidAlive(Number(m[1])))) continue;
+    log.info(`removing a partial image build an interrupted run left: ${n}`);
+    await removePartial(path.join(imagesDir, n), log);
+  }
+}
+
+/** Unmount (proc, sys, devpts, shm an interrupted mmdebstrap leaves), then remove; never rm through a mount. */
+async function removePartial(dir: string, log: Logger): Promise<void> {
+  const unmounted = await unmountUnder(dir);
+  if (unmounted.length) log.info(`unmounted ${unmounted.join(', ')}`);
+  const still = mountsUnder(await fs.realpath(dir).catch(() => dir));
+  if (still.length) {
+    log.warn(`not removing ${dir}: still mounted under it: ${still.join(', ')}`);
+    return;
+  }
+  await fs.rm(dir, { recursive: true, force: true });
 }
 
 /** Run a long tool, logging its lines at debug and a heartbeat with the last line every 15 s. */
@@ -96,7 +125,7 @@ async function runWithProgress(log: Logger, label: string, cmd: string, args: st
   let last = '';
   const beat = setInterval(() => log.info(`${label}: ${seconds(Date.now() - t0)} elapsed${last ? `; ${last.slice(0, 120)}` : ''}`), 15000);
   try {
-    const child = execa(cmd, args, { all: true, reject: false, stdin: 'ignore' });
+    const child = spawnGroup(cmd, args);
     const tail: string[] = [];
     child.all?.setEncoding('utf8');
     let buf = '';
@@ -134,23 +163,51 @@ export async function buildLabImage(
   const recipeDir = path.resolve(profile.dir, profile.image.recipe);
   const recipe = await loadRecipe(recipeDir);
   const hash = await recipeHash(recipeDir);
-  const outDir = path.join(imagesDir, hash);
   const nodesFor = (a: BootArtifacts) => Object.fromEntries(profile.nodes.map((n) => [n.name, a]));
+  const reuse = (b: { id: string; dir: string; manifest: ImageManifest }): BuiltImages => {
+    log.info(`image ${b.id}: reusing cached build from ${b.manifest.builtAt} (${b.dir})`);
+    return { id: b.id, reused: true, nodes: nodesFor(artifactsFrom(b.dir, b.manifest)) };
+  };
 
-  const cached = opts.force ? null : await cachedLabImage(profile, imagesDir);
-  if (cached) {
-    log.info(`image ${hash}: reusing cached build from ${cached.manifest.builtAt} (${outDir})`);
-    return { id: hash, reused: true, nodes: nodesFor(artifactsFrom(outDir, cached.manifest)) };
-  }
+  const cached = opts.force ? null : await newestBuild(imagesDir, hash);
+  if (cached) return reuse(cached);
   await requireTools('mmdebstrap', 'mkfs.ext4', 'qemu-img');
   if (process.getuid?.() !== 0)
     throw new UsageError('building the lab image needs root (mmdebstrap and mkfs.ext4 -d must preserve file ownership)');
 
+  // One builder per image cache at a time; a second one waits, then finds what the first built.
+  const lock = await StateLock.acquire(imagesDir, 'build', {
+    waitMs: 30 * 60_000,
+    onWait: (h) => log.info(`waiting for another image build (${h})`),
+  });
+  try {
+    const meanwhile = opts.force ? null : await newestBuild(imagesDir, hash);
+    if (meanwhile) return reuse(meanwhile);
+    await sweepPartialBuilds(imagesDir, log);
+    return await buildInto(imagesDir, hash, recipeDir, recipe, log, nodesFor);
+  } finally {
+    await lock.release();
+  }
+}
+
+/**
+ * mmdebstrap rootfs + overlay -> ext4 -> read-only qcow2, in `.build-<hash>-<pid>`, renamed into
+ * place only when complete. A build never replaces a directory: a forced rebuild of a hash that
+ * exists gets `<hash>.<stamp>`, so a node disk's base never changes under it. On any exit path
+ * (also SIGTERM) the builder's process group is stopped, its mounts undone, the partial dir removed.
+ */
+async function buildInto(
+  imagesDir: string,
+  hash: string,
+  recipeDir: string,
+  recipe: LabRecipe,
+  log: Logger,
+  nodesFor: (a: BootArtifacts) => Record<string, BootArtifacts>,
+): Promise<BuiltImages> {
   const t0 = Date.now();
-  await fs.mkdir(imagesDir, { recursive: true });
   const tmp = path.join(imagesDir, `.build-${hash}-${process.pid}`);
-  await fs.rm(tmp, { recursive: true, force: true });
   await fs.mkdir(tmp);
+  const dropPartial = onCleanup('remove the partial image build', () => removePartial(tmp, log));
   const rootfs = path.join(tmp, 'rootfs');
   try {
     log.info(`image ${hash}: mmdebstrap ${recipe.suite} (${recipe.variant}, ${recipe.packages.length} packages); this takes a few minutes`);
@@ -176,7 +233,7 @@ export async function buildLabImage(
     await runWithProgress(log, 'mkfs.ext4', 'mkfs.ext4', ['-q', '-F', '-L', 'root', '-d', rootfs, raw, `${recipe.rootSizeGiB}G`]);
     await runWithProgress(log, 'qemu-img convert', 'qemu-img', ['convert', '-O', 'qcow2', raw, path.join(tmp, 'base.qcow2')]);
     await fs.rm(raw);
-    await fs.rm(rootfs, { recursive: true, force: true });
+    await removePartial(rootfs, log);
     await fs.chmod(path.join(tmp, 'base.qcow2'), 0o444);
     const manifest: ImageManifest = {
       hash,
@@ -186,13 +243,16 @@ export async function buildLabImage(
       files: { baseDisk: 'base.qcow2', kernel: 'vmlinuz', initrd: 'initrd.img' },
     };
     await writeFileAtomic(path.join(tmp, 'manifest.json'), JSON.stringify(manifest, null, 2));
-    await fs.rm(outDir, { recursive: true, force: true });
-    await fs.rename(tmp, outDir);
-    log.info(`image ${hash}: built in ${seconds(Date.now() - t0)} -> ${outDir}`);
-    return { id: hash, reused: false, nodes: nodesFor(artifactsFrom(outDir, manifest)) };
+    const id = existsSync(path.join(imagesDir, hash)) ? `${hash}.${runStamp()}` : hash;
+    const outDir = path.join(imagesDir, id);
+    await fs.rename(tmp, outDir); // fails rather than replace: outDir never exists here
+    log.info(`image ${id}: built in ${seconds(Date.now() - t0)} -> ${outDir}`);
+    return { id, reused: false, nodes: nodesFor(artifactsFrom(outDir, manifest)) };
   } catch (err) {
-    await fs.rm(tmp, { recursive: true, force: true });
+    await removePartial(tmp, log);
     throw err;
+  } finally {
+    dropPartial();
   }
 }
 

@@ -31,7 +31,7 @@ export interface LaunchRequest {
  */
 export async function launchNode(req: LaunchRequest, log: Logger): Promise<{ record: NodeRecord; pid: number; alreadyRunning: boolean }> {
   const f = nodeFiles(req.stateDir, req.node.name);
-  const running = await ownedPid(f.pidfile, f.pidfile);
+  const running = await ownedPid(f.pidfile);
   const prior = await readNodeRecord(req.stateDir, req.node.name);
   if (running && prior) return { record: prior, pid: running, alreadyRunning: true };
 
@@ -72,7 +72,7 @@ export async function launchNode(req: LaunchRequest, log: Logger): Promise<{ rec
     // -daemonize: argv and host-forward errors are reported before QEMU detaches.
     const r = await execa('qemu-system-x86_64', argv, { reject: false, stdin: 'ignore' });
     if (r.exitCode === 0) {
-      const pid = await ownedPid(f.pidfile, f.pidfile);
+      const pid = await ownedPid(f.pidfile);
       if (!pid) throw new Error(`${req.node.name}: qemu daemonized but ${f.pidfile} names no live qemu`);
       const record: NodeRecord = {
         name: req.node.name,

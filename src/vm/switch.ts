@@ -10,7 +10,7 @@ export function switchFiles(vdeDir: string) {
 
 export async function switchPid(vdeDir: string): Promise<number | null> {
   const f = switchFiles(vdeDir);
-  return ownedPid(f.pidfile, f.ctl);
+  return ownedPid(f.pidfile, '--pidfile');
 }
 
 /** Start the switch unless it runs; returns whether this call started it. */

@@ -25,7 +25,8 @@ describe('nix image provider on a fixture flake (real nix, real guests)', () => 
   }, 120_000);
 
   afterAll(async () => {
-    await run('profile.json', ['stop']);
+    // Every profile this file starts has its own state dir: stop each, whatever failed.
+    for (const p of ['profile.json', 'wrong-marker-profile.json']) await run(p, ['stop']);
     expect(processesMentioning(WORK)).toEqual([]);
   }, 120_000);
 

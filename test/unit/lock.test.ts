@@ -43,6 +43,18 @@ describe('state lock (flock)', () => {
     await again.release();
   });
 
+  it('releasing is awaited to the end even when nothing else keeps the process alive', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'uc-lock-'));
+    const script = `
+      const { StateLock } = await import(${JSON.stringify(LOCK_JS)});
+      const lock = await StateLock.acquire(${JSON.stringify(dir)}, 'stop');
+      await lock.release();
+      console.log('released');`;
+    const r = await execa('node', ['--input-type=module', '-e', script], { reject: false });
+    expect(r.exitCode, r.stderr).toBe(0); // 13 = the loop emptied while release() was still pending
+    expect(r.stdout).toBe('released');
+  });
+
   it('exactly one of twelve concurrent acquirers holds a lock whose file names a dead process', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'uc-lock-'));
     writeFileSync(path.join(dir, 'harness.lock'), JSON.stringify({ pid: 999_999, command: 'crashed', since: 'long ago' }));

@@ -1,4 +1,8 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { chassisMac } from '../../src/baremetal/chassis.js';
 import { hostKeyLine } from '../../src/cluster/ssh-pool.js';
@@ -135,5 +139,26 @@ describe('ssh host keys', () => {
     const type = Buffer.from('ssh-ed25519');
     const blob = Buffer.concat([Buffer.from([0, 0, 0, type.length]), type, Buffer.from([0, 0, 0, 2, 1, 2])]);
     expect(hostKeyLine(blob)).toBe(`ssh-ed25519 ${blob.toString('base64')}`);
+  });
+});
+
+describe('process identity', () => {
+  it('a pidfile whose pid now runs a process that merely mentions the path is not ours; a -pidfile owner is', async () => {
+    const { ownedPid } = await import('../../src/core/proc.js');
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'uc-pid-'));
+    const pidfile = path.join(dir, 'qemu.pid');
+    const hold = 'setInterval(() => {}, 1000)';
+    const impostor = execa('node', ['-e', hold, pidfile], { reject: false });
+    const owner = execa('node', ['-e', hold, '--', '-pidfile', pidfile], { reject: false });
+    try {
+      writeFileSync(pidfile, `${impostor.pid}\n`);
+      expect(await ownedPid(pidfile)).toBeNull();
+      writeFileSync(pidfile, `${owner.pid}\n`);
+      expect(await ownedPid(pidfile)).toBe(owner.pid);
+    } finally {
+      impostor.kill('SIGKILL');
+      owner.kill('SIGKILL');
+      await Promise.all([impostor, owner]);
+    }
   });
 });
