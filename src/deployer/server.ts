@@ -1,3 +1,4 @@
+import { timingSafeEqual } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -6,7 +7,7 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import { type InstallContract, NodeRegistration } from '../config/install-contract.js';
 import { renderEnvFile } from '../core/shell.js';
-import type { DeployerStore, NodeState } from './store.js';
+import { type DeployerStore, DuplicateMachine, type NodeState } from './store.js';
 
 /**
  * The lab deployer (the UltraCloud deployer's contract): admin pre-registration, phone-home
@@ -17,6 +18,8 @@ import type { DeployerStore, NodeState } from './store.js';
 export interface DeployerOptions {
   contract: Pick<InstallContract, 'classes' | 'pools'>;
   store: DeployerStore;
+  /** Bearer token the admin API demands (the harness makes one per run; guests never get it). */
+  adminToken: string;
   /** Directory with bundles/<profile>.tar.gz and systems/<name>.tar.gz. */
   artifacts: string;
   /** The base URL guests use to reach this server (QEMU user networking: http://10.0.2.2:<port>). */
@@ -24,9 +27,22 @@ export interface DeployerOptions {
   log: Logger;
 }
 
-const PhoneHome = z.object({ machine_id: z.string().min(1), mac: z.string().optional() });
-const ProgressBody = z.object({ stage: z.string().min(1), detail: z.string().optional() });
-const DesiredReport = z.object({ state: z.enum(['active', 'rolled-back']), system: z.string() }).passthrough();
+/** What guests may send: every body strict and bounded (a field the deployer does not know is a 400 naming it). */
+const short = z.string().min(1).max(200);
+const PhoneHome = z.strictObject({
+  machine_id: short,
+  mac: z
+    .string()
+    .regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i, 'a MAC address')
+    .optional(),
+});
+const ProgressBody = z.strictObject({ stage: short, detail: z.string().max(2000).optional() });
+const DesiredReport = z.strictObject({
+  state: z.enum(['active', 'rolled-back']),
+  system: short,
+  previous: short.optional(),
+  reason: z.string().max(2000).optional(),
+});
 
 class HttpError extends Error {
   constructor(
@@ -80,10 +96,14 @@ export class Deployer {
     try {
       const m = (re: RegExp) => re.exec(url.pathname);
       let g: RegExpExecArray | null;
+      if (url.pathname.startsWith('/api/v1/admin/') && !this.authorized(req))
+        throw new HttpError(401, 'admin API: missing or wrong bearer token');
       if (req.method === 'POST' && url.pathname === '/api/v1/admin/nodes') {
         const reg = NodeRegistration.parse(await readJson(req));
         if (!this.o.contract.classes[reg.class]) throw new HttpError(422, `unknown class "${reg.class}"`);
-        const result = await this.store.register(reg);
+        const result = await this.store.register(reg).catch((e: unknown) => {
+          throw e instanceof DuplicateMachine ? new HttpError(409, e.message) : e;
+        });
         this.o.log.info(`deployer: pre-registered ${reg.id} (${result})`);
         return send(result === 'created' ? 201 : 200, { id: reg.id, result });
       }
@@ -101,8 +121,7 @@ export class Deployer {
       if (g) {
         const n = this.known(g[1]!);
         if (req.method === 'GET') return this.desiredSystem(n, send);
-        const r = DesiredReport.parse(await readJson(req));
-        const { state, system, ...detail } = r;
+        const { state, system, ...detail } = DesiredReport.parse(await readJson(req));
         await this.store.update(n.registration.id, (s) => {
           s.desiredSystem = { state, system, at: new Date().toISOString(), detail };
         });
@@ -128,6 +147,12 @@ export class Deployer {
       else this.o.log.warn(`deployer: ${req.method} ${url.pathname} -> ${status}: ${message}`);
       send(status, { error: message });
     }
+  }
+
+  private authorized(req: http.IncomingMessage): boolean {
+    const given = Buffer.from(req.headers.authorization ?? '');
+    const want = Buffer.from(`Bearer ${this.o.adminToken}`);
+    return given.length === want.length && timingSafeEqual(given, want);
   }
 
   private known(id: string): NodeState {

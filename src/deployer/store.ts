@@ -4,6 +4,9 @@ import { z } from 'zod';
 import { NodeRegistration } from '../config/install-contract.js';
 import { writeFileAtomic } from '../core/atomic.js';
 
+/** Progress reports kept per node: the newest win, so a chatty or hostile node cannot grow the store without bound. */
+export const MAX_PROGRESS = 100;
+
 const Progress = z.object({ at: z.string(), stage: z.string(), detail: z.string().optional() });
 
 const NodeState = z.object({
@@ -11,6 +14,8 @@ const NodeState = z.object({
   registeredAt: z.string(),
   phoneHomes: z.array(z.object({ at: z.string(), machine_id: z.string(), mac: z.string().optional(), remote: z.string().optional() })),
   progress: z.array(Progress),
+  /** Reports dropped to keep `progress` at MAX_PROGRESS. */
+  progressDropped: z.number().int().default(0),
   desiredSystem: z.object({
     state: z.enum(['pending', 'active', 'rolled-back']),
     system: z.string().optional(),
@@ -22,12 +27,17 @@ export type NodeState = z.infer<typeof NodeState>;
 
 const StoreFile = z.object({ schemaVersion: z.literal(1), nodes: z.record(z.string(), NodeState) });
 
+export class DuplicateMachine extends Error {
+  override name = 'DuplicateMachine';
+}
+
 /**
  * The deployer's durable state: one JSON file rewritten atomically after every change, read
- * back on start, so a deployer restart keeps pre-registered nodes and their progress.
+ * back on start, so a deployer restart keeps pre-registered nodes and their progress. Nodes live
+ * in a Map: an id from a URL (`__proto__`, `constructor`) is only ever a key.
  */
 export class DeployerStore {
-  private data: z.infer<typeof StoreFile>;
+  private readonly byId = new Map<string, NodeState>();
 
   constructor(readonly file: string) {
     mkdirSync(path.dirname(file), { recursive: true });
@@ -37,38 +47,50 @@ export class DeployerStore {
     } catch {
       /* first start */
     }
-    this.data = raw ? StoreFile.parse(JSON.parse(raw)) : { schemaVersion: 1, nodes: {} };
+    if (raw) for (const [id, n] of Object.entries(StoreFile.parse(JSON.parse(raw)).nodes)) this.byId.set(id, n);
   }
 
+  /** Every node, as a plain object for JSON answers and evidence. */
   nodes(): Record<string, NodeState> {
-    return this.data.nodes;
+    return Object.fromEntries(this.byId);
   }
 
   node(id: string): NodeState | undefined {
-    return this.data.nodes[id];
+    return this.byId.get(id);
   }
 
   byMachine(machineId: string): NodeState | undefined {
-    return Object.values(this.data.nodes).find((n) => n.registration.machine_id === machineId);
+    return [...this.byId.values()].find((n) => n.registration.machine_id === machineId);
   }
 
-  /** Idempotent: the same registration again changes nothing; a different one replaces it and resets progress. */
+  /**
+   * Idempotent: the same registration again changes nothing; a different one replaces it and
+   * resets progress. A machine id already registered under another node id is refused.
+   */
   async register(reg: NodeRegistration): Promise<'created' | 'unchanged' | 'replaced'> {
-    const prior = this.data.nodes[reg.id];
+    const owner = this.byMachine(reg.machine_id);
+    if (owner && owner.registration.id !== reg.id)
+      throw new DuplicateMachine(`machine "${reg.machine_id}" is already registered as node "${owner.registration.id}"`);
+    const prior = this.byId.get(reg.id);
     if (prior && JSON.stringify(prior.registration) === JSON.stringify(reg)) return 'unchanged';
-    this.data.nodes[reg.id] = {
+    this.byId.set(reg.id, {
       registration: reg,
       registeredAt: new Date().toISOString(),
       phoneHomes: [],
       progress: [],
+      progressDropped: 0,
       desiredSystem: { state: 'pending' },
-    };
+    });
     await this.save();
     return prior ? 'replaced' : 'created';
   }
 
   async update(id: string, fn: (n: NodeState) => void): Promise<void> {
-    fn(this.data.nodes[id]!);
+    const n = this.byId.get(id);
+    if (!n) throw new Error(`no node "${id}"`);
+    fn(n);
+    if (n.progress.length > MAX_PROGRESS) n.progressDropped += n.progress.splice(0, n.progress.length - MAX_PROGRESS).length;
+    if (n.phoneHomes.length > MAX_PROGRESS) n.phoneHomes.splice(0, n.phoneHomes.length - MAX_PROGRESS);
     await this.save();
   }
 
@@ -76,7 +98,9 @@ export class DeployerStore {
 
   /** Writes are chained and each serializes the state as of its turn, so concurrent requests never let an older snapshot land last. */
   private save(): Promise<void> {
-    this.saving = this.saving.then(() => writeFileAtomic(this.file, `${JSON.stringify(this.data, null, 2)}\n`));
+    this.saving = this.saving.then(() =>
+      writeFileAtomic(this.file, `${JSON.stringify({ schemaVersion: 1, nodes: this.nodes() }, null, 2)}\n`),
+    );
     return this.saving;
   }
 }

