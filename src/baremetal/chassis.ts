@@ -58,8 +58,9 @@ export async function launchChassis(
   const f = chassisFiles(path.join(root, spec.name));
   await stopChassis(f.dir);
   await fs.rm(f.dir, { recursive: true, force: true });
-  await fs.mkdir(f.dir, { recursive: true });
+  await fs.mkdir(f.dir, { recursive: true, mode: 0o700 });
   await execa('qemu-img', ['create', '-q', '-f', 'qcow2', f.disk, `${spec.disk.mib}M`]);
+  await fs.chmod(f.disk, 0o600);
   const argv = qemuArgv({
     name: spec.name,
     accel: spec.accel,

@@ -27,6 +27,9 @@ export interface SeenMarker {
   ms: number;
 }
 
+/** Longest line worth keeping while waiting for its newline. */
+const MAX_LINE = 64 * 1024;
+
 export class MarkerFailure extends Error {
   override name = 'MarkerFailure';
 }
@@ -58,7 +61,14 @@ export class MarkerTracker {
   constructor(
     readonly machine: string,
     file: string,
-    o: { alive: () => Promise<boolean>; deadline: number; sequence?: readonly string[]; onMarker?: (m: SeenMarker) => void },
+    o: {
+      alive: () => Promise<boolean>;
+      deadline: number;
+      sequence?: readonly string[];
+      onMarker?: (m: SeenMarker) => void;
+      /** Every chunk read, for a bounded copy of the log as evidence. */
+      transcript?: (text: string) => void;
+    },
   ) {
     this.sequence = o.sequence ?? INSTALL_SEQUENCE;
     this.onMarker = o.onMarker;
@@ -66,8 +76,10 @@ export class MarkerTracker {
     this.done = followFile(
       file,
       (text) => {
+        o.transcript?.(text);
         const lines = (partial + text).split('\n');
-        partial = lines.pop() ?? '';
+        // A marker is one short line: an endless line without newlines is kept only as far as a marker could reach.
+        partial = (lines.pop() ?? '').slice(-MAX_LINE);
         for (const line of lines) this.consume(line);
         this.notify();
         return this.error ? true : undefined;

@@ -32,6 +32,20 @@ export function exitCodeFor(err: unknown): number {
   return err instanceof UsageError ? EXIT_USAGE : EXIT_CHECK_FAILED;
 }
 
+/** A full disk or quota, from any write: the path names which filesystem to free. */
+export function isDiskFull(err: unknown): err is NodeJS.ErrnoException {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
+/** Name the file a write failed on (Node leaves `path` unset when the write, not the open, fails). */
+export function withPath<E>(err: E, file: string): E {
+  if (err && typeof err === 'object' && !('path' in err && (err as { path?: string }).path)) Object.assign(err, { path: file });
+  return err;
+}
+
 export function errorMessage(err: unknown): string {
+  if (isDiskFull(err))
+    return `no space left on the device holding ${err.path ?? '(a path it did not name)'}: free some (ultracloud work-root-budget status) and run again`;
   return err instanceof Error ? err.message : String(err);
 }

@@ -31,10 +31,20 @@ export function configureConsoleLog(level: LogLevel): void {
 /** Attach a JSON-lines file (a run's run.log); the returned function detaches and closes it. */
 export function addLogFile(file: string): () => void {
   const fd = openSync(file, 'a');
-  streams.add({ stream: pino.destination({ dest: fd, sync: true }), level: 'debug' } as StreamEntry);
+  const dest = pino.destination({ dest: fd, sync: true });
+  streams.add({ stream: dest, level: 'debug' } as StreamEntry);
   const id = (streams as unknown as { lastId: number }).lastId;
-  return () => {
+  let attached = true;
+  const detach = () => {
+    if (!attached) return;
+    attached = false;
     streams.remove(id);
     closeSync(fd);
   };
+  // A write that fails (a full disk) ends this file's log, not the run: say so once, on stderr.
+  dest.on('error', (err: NodeJS.ErrnoException) => {
+    process.stderr.write(`ultracloud: ${file}: ${err.code ?? err.message}; this run's log file stops here\n`);
+    detach();
+  });
+  return detach;
 }

@@ -2,7 +2,7 @@ import { createWriteStream, promises as fs, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { symlinkAtomic, writeFileAtomicSync } from './atomic.js';
-import { errorMessage, StepSkipped } from './errors.js';
+import { errorMessage, isDiskFull, StepSkipped, UsageError, withPath } from './errors.js';
 import { renderJunit } from './junit.js';
 import { addLogFile, log } from './log.js';
 import { type HostFacts, type RunEvent, RunResult, runSucceeded, type SkipCause, type StepResult } from './result.js';
@@ -71,10 +71,25 @@ export class RunRecord {
     await ensureWorkRoot(opts.workRoot);
     const laneDir = path.join(opts.workRoot, opts.lane);
     await fs.mkdir(laneDir, { recursive: true });
+    const latest = path.join(laneDir, 'latest');
+    const l = await fs.lstat(latest).catch(() => null);
+    if (l && !l.isSymbolicLink())
+      throw new UsageError(
+        `${latest} is not the harness's link to the newest run (it is a real ${l.isDirectory() ? 'directory' : 'file'}); move it away first`,
+      );
     const dir = makeUniqueDir(laneDir, runStamp());
-    const rec = new RunRecord(dir, opts.lane, opts.command ?? opts.lane, opts.profile, opts.host);
-    rec.flush();
-    await symlinkAtomic(path.basename(dir), path.join(laneDir, 'latest'));
+    let rec: RunRecord | undefined;
+    try {
+      rec = new RunRecord(dir, opts.lane, opts.command ?? opts.lane, opts.profile, opts.host);
+      rec.flush();
+      if (rec.writeError) throw rec.writeError;
+      await symlinkAtomic(path.basename(dir), latest);
+    } catch (err) {
+      // No half-written run dir: what could not be recorded is not left behind.
+      rec?.abandon();
+      await fs.rm(dir, { recursive: true, force: true });
+      throw err;
+    }
     rec.log.info({ dir }, `run dir ${dir}`);
     return rec;
   }
@@ -122,7 +137,9 @@ export class RunRecord {
       },
       evidence: async (file, content) => {
         const p = ctx.evidencePath(file);
-        await fs.writeFile(p, content);
+        await fs.writeFile(p, content).catch((err: unknown) => {
+          throw withPath(err, p);
+        });
         return p;
       },
       json: (file, value) => ctx.evidence(file, `${JSON.stringify(value, null, 2)}\n`),
@@ -169,6 +186,14 @@ export class RunRecord {
       if (error !== undefined && !this.result.error) this.result.error = errorMessage(error);
       this.stamp();
       this.flush();
+      if (this.writeError) {
+        // The disk filled up: the record is incomplete, so it is removed rather than left half-written.
+        this.abandon();
+        await fs.rm(this.dir, { recursive: true, force: true });
+        const latest = path.join(path.dirname(this.dir), 'latest');
+        if ((await fs.readlink(latest).catch(() => null)) === path.basename(this.dir)) await fs.rm(latest, { force: true });
+        throw this.writeError;
+      }
       const s = this.result;
       const msg = `${s.lane}: ${s.status.toUpperCase()} (${s.steps.filter((x) => x.status === 'passed').length}/${s.steps.length} steps passed) in ${seconds(s.durationMs ?? 0)}; evidence: ${this.dir}`;
       if (s.success) this.log.info(msg);
@@ -196,11 +221,30 @@ export class RunRecord {
     this.result.durationMs = now.getTime() - Date.parse(this.result.startedAt);
   }
 
-  /** Synchronous on purpose: it must also work from a signal handler. */
+  /** The first write of the record that failed for lack of space, if any. */
+  private writeError: NodeJS.ErrnoException | null = null;
+
+  /**
+   * Synchronous on purpose: it must also work from a signal handler. A full disk does not end
+   * the run here (its steps and cleanups still run); `finish` reports it.
+   */
   private flush(): void {
     const parsed = RunResult.parse(this.result);
-    writeFileAtomicSync(path.join(this.dir, 'result.json'), `${JSON.stringify(parsed, null, 2)}\n`);
-    writeFileAtomicSync(path.join(this.dir, 'junit.xml'), renderJunit(parsed, parsed.host.hostname));
+    try {
+      writeFileAtomicSync(path.join(this.dir, 'result.json'), `${JSON.stringify(parsed, null, 2)}\n`);
+      writeFileAtomicSync(path.join(this.dir, 'junit.xml'), renderJunit(parsed, parsed.host.hostname));
+    } catch (err) {
+      if (!isDiskFull(err)) throw err;
+      this.writeError ??= err;
+    }
+  }
+
+  /** Stop listening and logging into a run dir that is being removed. */
+  private abandon(): void {
+    this.finished = true;
+    this.disposeCleanup();
+    for (const sig of SIGNALS) process.removeListener(sig, this.onSignal);
+    this.detachLog();
   }
 }
 

@@ -12,15 +12,14 @@ export const WORK_ROOT_MARKER = '.ultracloud-work-root';
 
 /**
  * Create the work root if needed; every command that writes there calls this first. The marker
- * goes only into a directory the harness makes, or finds empty (a fresh clone's `work/` holds
- * just `.gitkeep`): a directory with someone else's files never becomes deletable by accident.
+ * goes only into a directory the harness makes, or finds empty (the repo's own `work/` ships with
+ * it): a directory with someone else's files never becomes deletable by accident.
  */
 export async function ensureWorkRoot(workRoot: string): Promise<void> {
   const marker = path.join(workRoot, WORK_ROOT_MARKER);
   if (existsSync(marker)) return;
   await fs.mkdir(workRoot, { recursive: true });
-  const entries = (await fs.readdir(workRoot)).filter((e) => e !== '.gitkeep');
-  if (entries.length === 0)
+  if ((await fs.readdir(workRoot)).length === 0)
     await fs.writeFile(
       marker,
       'Created by ultracloud: runtime state and proofs. Destructive commands act only inside a directory holding this file.\n',

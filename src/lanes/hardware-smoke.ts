@@ -1,4 +1,4 @@
-import { existsSync, promises as fs, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { buildLabInstaller } from '../baremetal/lab-installer.js';
 import { FAILURE_MARKERS, INSTALL_SEQUENCE, MARKER_PREFIX, MarkerTracker } from '../baremetal/markers.js';
@@ -7,7 +7,12 @@ import { confirmDevice, writeImageToDevice } from '../baremetal/usb.js';
 import { loadInstallContract } from '../config/install-contract.js';
 import { positiveNumber } from '../core/cli-values.js';
 import { CheckFailed, errorMessage, StepSkipped, UsageError } from '../core/errors.js';
+import { TextTail } from '../core/follow-file.js';
 import { seconds } from '../core/time.js';
+
+/** The console copy kept as evidence: its last 10 MiB. */
+const CONSOLE_EVIDENCE_BYTES = 10 * 2 ** 20;
+
 import { hostLane, type LaneEnv, type LaneOption, type Step } from './lane.js';
 
 /**
@@ -182,7 +187,12 @@ function markersStep(log: string, follow: boolean, timeoutMs: number): Step<Hard
     proves: 'every install marker appears in the console log, in order, with no failure marker',
     run: async (_ctx, step) => {
       if (!existsSync(log) && !follow) throw new UsageError(`no such log file: ${log}`);
-      const tracker = new MarkerTracker('machine', log, { deadline: follow ? Date.now() + timeoutMs : 0, alive: async () => true });
+      const tail = new TextTail(CONSOLE_EVIDENCE_BYTES);
+      const tracker = new MarkerTracker('machine', log, {
+        deadline: follow ? Date.now() + timeoutMs : 0,
+        alive: async () => true,
+        transcript: (t) => tail.push(t),
+      });
       try {
         for (const m of INSTALL_SEQUENCE) await tracker.waitFor(m);
         return `all ${INSTALL_SEQUENCE.length} markers in order in ${log}: ${tracker.seen.map((s) => s.name).join(' -> ')}`;
@@ -194,7 +204,11 @@ function markersStep(log: string, follow: boolean, timeoutMs: number): Step<Hard
       } finally {
         await tracker.stop();
         await step.json('markers.json', tracker.seen);
-        await fs.copyFile(log, step.evidencePath('console.log')).catch(() => undefined);
+        // What was read, bounded: every marker is in markers.json, the tail here (a 5 GiB log must not fill the disk).
+        const dropped = tail.dropped
+          ? `[ultracloud: the first ${tail.dropped} bytes of ${log} are not kept; every marker is in markers.json]\n`
+          : '';
+        await step.evidence('console.log', Buffer.concat([Buffer.from(dropped), tail.toBuffer()]));
       }
     },
   };

@@ -1,5 +1,6 @@
 import { Cluster } from '../cluster/cluster.js';
 import { saveNodeEvidence } from '../cluster/evidence.js';
+import { checkHealth } from '../cluster/health.js';
 import { checkCleanable, lockState, stopCluster } from '../cluster/lifecycle.js';
 import type { ClusterPaths } from '../config/paths.js';
 import type { LoadedProfile } from '../config/profile.js';
@@ -16,7 +17,7 @@ import { accelVerdict } from '../vm/accel-probe.js';
 import type { AnyLane, Control, LaneEnv, Step } from './lane.js';
 import { planSteps } from './plan.js';
 import { type BootOptions, boot, type FreshCtx, image } from './steps/fresh.js';
-import { renderFailure } from './summary.js';
+import { renderFailure, renderWarnings } from './summary.js';
 
 export interface Invocation {
   lane: AnyLane;
@@ -115,6 +116,11 @@ export async function runLane(inv: Invocation): Promise<Outcome> {
     const files = await saveNodeEvidence(cluster, rec.dir, { journalTimeoutMs: 15_000 });
     rec.event('info', 'node evidence saved', { files: files.length });
   });
+  /** After the lane: whatever went wrong on a node that no step named (an oops during a fault, a full disk) is a warning. */
+  const scanHealth = async () => {
+    if (!cluster || cluster.nodes().some((n) => n.marker())) return;
+    for (const f of await checkHealth(await cluster.running())) rec.event('warning', `${f.node}: ${f.what}`, { evidence: f.evidence });
+  };
   const teardown = once(async () => lane.teardown?.(ctx));
   // Heal for real unless the cluster is about to be stopped (which heals everything, minutes sooner).
   const finalHeal = once(() => faults.healAll({ byStop: fresh !== undefined && !keepFor() }));
@@ -161,12 +167,14 @@ export async function runLane(inv: Invocation): Promise<Outcome> {
     }
   } finally {
     await finalHeal();
+    await scanHealth().catch((err: unknown) => rec.event('warning', 'node health not checked', { error: String(err) }));
     await teardown().catch((err: unknown) => rec.event('warning', 'lane teardown failed', { error: String(err) }));
     await saveEvidence().catch((err: unknown) => rec.event('warning', 'node evidence not saved', { error: String(err) }));
     for (const d of disposers) d();
   }
   const result = await rec.finish();
   if (!result.success) process.stderr.write(renderFailure(result, rec.dir, cluster?.nodes().map((n) => n.name) ?? []));
+  else process.stderr.write(renderWarnings(result));
   const report = lane.report?.(ctx, result.success) ?? {};
   const verdictText = result.success ? 'PASSED' : 'FAILED';
   return {

@@ -19,6 +19,15 @@ export function renderFailure(result: RunResult, dir: string, nodes: readonly st
     lines.push('get in: ultracloud status   |   ultracloud ssh <node>   |   ultracloud logs <node> --journal');
   const skipped = result.steps.filter((s) => s.status === 'skipped' && s.skipped === 'failure').map((s) => s.name);
   if (skipped.length) lines.push(`not run after the failure: ${skipped.join(', ')}`);
+  lines.push(...warnings(result));
   lines.push(`evidence: ${dir}/ (result.json, junit.xml, run.log${nodes.length ? ', nodes/<node>/console.log and journal.txt' : ''})`, '');
   return lines.join('\n');
+}
+
+const warnings = (result: RunResult) => result.events.filter((e) => e.kind === 'warning').map((e) => `warning: ${e.name}`);
+
+/** A green run still says what looked wrong on the way (health findings, a teardown that failed). */
+export function renderWarnings(result: RunResult): string {
+  const w = warnings(result);
+  return w.length ? `${w.join('\n')}\n` : '';
 }

@@ -111,16 +111,19 @@ function bootId(): string {
   }
 }
 
-/** Cached per host boot: a reboot (or a different kernel module state) is the only thing that changes the answer. */
-function cacheFile(): string {
-  return path.join(os.tmpdir(), `ultracloud-accel-${os.userInfo().uid}.json`);
+/**
+ * Cached per host boot (a reboot is the only thing that changes the answer), per user, in the
+ * user's own cache dir (mode 0600): not in a /tmp every user and work root shares.
+ */
+export function accelCacheFile(env: NodeJS.ProcessEnv = process.env): string {
+  return path.join(env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'ultracloud', 'accel.json');
 }
 
 export async function accelVerdict(opts: { refresh?: boolean; kvmDeadlineMs?: number } = {}): Promise<AccelVerdict & { cached: boolean }> {
   const id = bootId();
   if (!opts.refresh) {
     try {
-      const cached = AccelVerdict.parse(JSON.parse(await fs.readFile(cacheFile(), 'utf8')));
+      const cached = AccelVerdict.parse(JSON.parse(await fs.readFile(accelCacheFile(), 'utf8')));
       if (cached.bootId === id) return { ...cached, cached: true };
     } catch {
       /* no cache yet, or from an older format: probe again */
@@ -128,7 +131,8 @@ export async function accelVerdict(opts: { refresh?: boolean; kvmDeadlineMs?: nu
   }
   const [kvm, tcg] = await Promise.all([probeAccel('kvm', opts.kvmDeadlineMs ?? 15000), probeAccel('tcg', 30000)]);
   const verdict: AccelVerdict = { bootId: id, probedAt: new Date().toISOString(), kvm, tcg, chosen: kvm.usable ? 'kvm' : 'tcg' };
-  await writeFileAtomic(cacheFile(), JSON.stringify(verdict, null, 2));
+  await fs.mkdir(path.dirname(accelCacheFile()), { recursive: true, mode: 0o700 });
+  await writeFileAtomic(accelCacheFile(), JSON.stringify(verdict, null, 2), { mode: 0o600 });
   return { ...verdict, cached: false };
 }
 

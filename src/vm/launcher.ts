@@ -35,11 +35,12 @@ export async function launchNode(req: LaunchRequest, log: Logger): Promise<{ rec
   const prior = await readNodeRecord(req.stateDir, req.node.name);
   if (running && prior) return { record: prior, pid: running, alreadyRunning: true };
 
-  await fs.mkdir(f.dir, { recursive: true });
+  await fs.mkdir(f.dir, { recursive: true, mode: 0o700 });
   if (req.artifacts.baseDisk && (!existsSync(f.disk) || prior?.image !== req.imageId)) {
     await fs.rm(f.disk, { force: true });
     await fs.rm(f.hostKey, { force: true }); // a new disk makes new host keys at first boot
     await execa('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', req.artifacts.baseDisk, '-F', 'qcow2', f.disk]);
+    await fs.chmod(f.disk, 0o600); // a node's disk holds its keys and data: its owner only
   }
   const macs = nodeMacs(req.node.index);
   await fs.writeFile(f.env, renderEnvFile({ ...req.env, CLUSTER_MAC: macs.data }));

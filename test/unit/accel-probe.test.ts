@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -26,4 +26,25 @@ describe('accelerator probe', () => {
     const r = await probeAccel('tcg', 20000);
     expect(r).toMatchObject({ usable: true });
   });
+});
+
+describe('accelerator verdict cache', () => {
+  it("lives in the user's own cache dir, readable by the user only", async () => {
+    const { accelCacheFile, accelVerdict } = await import('../../src/vm/accel-probe.js');
+    expect(accelCacheFile({ XDG_CACHE_HOME: '/home/u/.cache' })).toBe('/home/u/.cache/ultracloud/accel.json');
+    const cache = mkdtempSync(path.join(os.tmpdir(), 'uc-cache-'));
+    const before = process.env.XDG_CACHE_HOME;
+    process.env.XDG_CACHE_HOME = cache;
+    try {
+      const v = await accelVerdict({ refresh: true, kvmDeadlineMs: 1000 });
+      expect(v.cached).toBe(false);
+      const file = path.join(cache, 'ultracloud', 'accel.json');
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+      expect(statSync(path.dirname(file)).mode & 0o777).toBe(0o700);
+      expect((await accelVerdict()).cached).toBe(true);
+    } finally {
+      if (before === undefined) delete process.env.XDG_CACHE_HOME;
+      else process.env.XDG_CACHE_HOME = before;
+    }
+  }, 60_000);
 });

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -60,6 +60,27 @@ describe('run record', () => {
     const ok = await record(root, 'ok');
     await ok.step('only', async () => undefined);
     expect((await ok.finish()).success).toBe(true);
+  });
+
+  it('refuses (exit 2) a `latest` that is a real directory, creating no run dir', async () => {
+    const root = tmp();
+    mkdirSync(path.join(root, 'smoke', 'latest'), { recursive: true });
+    await expect(RunRecord.create({ workRoot: root, lane: 'smoke', profile: 'lab', host: hostFacts() })).rejects.toThrow(
+      /smoke\/latest is not the harness's link to the newest run \(it is a real directory\); move it away first/,
+    );
+    expect(readdirSync(path.join(root, 'smoke'))).toEqual(['latest']);
+  });
+
+  it('counts steps left out on request as fine, and steps skipped after a failure as not', async () => {
+    const root = tmp();
+    const a = await record(root);
+    await a.step('ran', async () => 'ok');
+    a.skip('left-out', 'skipped by request (--only ran)', 'request');
+    expect((await a.finish()).success).toBe(true);
+    const b = await record(root);
+    await b.step('ran', async () => 'ok');
+    b.skip('not-reached', 'skipped: step x failed', 'failure');
+    expect((await b.finish()).success).toBe(false);
   });
 
   it('moves latest atomically to the newest run', async () => {
