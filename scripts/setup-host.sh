@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 # tool -> package: qemu-system-x86_64 qemu-system-x86 | qemu-img qemu-utils | vde_switch vde2 |
 # mmdebstrap | mkfs.ext4 e2fsprogs | ssh, ssh-keygen openssh-client | nix nix-bin | as binutils |
 # busybox, cpio: the nix fixture's and the lab installer's initramfs (busybox-static, cpio) |
-# grub-mkrescue, xorriso: the lab installer ISO (grub-common, grub-pc-bin, xorriso, mtools)
+# grub-mkrescue, xorriso: the lab installer ISO (grub-common, grub-pc-bin, xorriso, mtools) |
+# flock: util-linux (the state lock) | chromium: the report's browser test (driven by playwright-core)
 PKGS=(qemu-system-x86 qemu-utils vde2 mmdebstrap e2fsprogs openssh-client ca-certificates binutils nix-bin busybox-static cpio
-  grub-common grub-pc-bin xorriso mtools)
+  grub-common grub-pc-bin xorriso mtools util-linux chromium)
 
 missing=()
 for p in "${PKGS[@]}"; do

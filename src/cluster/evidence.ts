@@ -46,6 +46,7 @@ export async function saveNodeEvidence(
           // Newest lines are the ones that matter: journalctl writes everything, tail keeps the last bytes.
           const r = await node.exec(`journalctl -b --no-pager -o short-iso-precise | tail -c ${max}`, {
             timeoutMs: o.journalTimeoutMs ?? 30_000,
+            via: 'session', // up to 10 MiB: not through the text channel
           });
           journal = r.stdout || `(journalctl printed nothing: ${r.stderr.trim()})\n`;
         } catch (err) {

@@ -55,6 +55,8 @@ export interface StartResult {
   accel: 'kvm' | 'tcg';
   /** Per node: ms from launch to ready. */
   readyMs: Record<string, number>;
+  /** Per node: when its QEMU was launched and when it was ready (ISO times): the report's boot timeline. */
+  timeline: Record<string, { launchedAt: string; readyAt: string }>;
 }
 
 /**
@@ -82,6 +84,7 @@ export async function startCluster(cluster: Cluster, opts: StartOptions): Promis
 
   const avoid = await cluster.recordedPorts();
   const readyMs: Record<string, number> = {};
+  const timeline: StartResult['timeline'] = {};
   log.info(`boot order: ${waves.map((w, i) => `wave ${i + 1} [${w.join(', ')}]`).join(' -> ')} (accel ${accel})`);
   try {
     for (const [i, wave] of waves.entries()) {
@@ -97,6 +100,7 @@ export async function startCluster(cluster: Cluster, opts: StartOptions): Promis
       await Promise.all(
         nodes.map(async (node) => {
           readyMs[node.name] = await node.waitReady(opts.waveTimeoutMs);
+          timeline[node.name] = { launchedAt: new Date(t0).toISOString(), readyAt: new Date().toISOString() };
         }),
       );
       log.info(`wave ${i + 1}/${waves.length} ready in ${seconds(Date.now() - t0)}: ${wave.join(', ')}`);
@@ -109,7 +113,7 @@ export async function startCluster(cluster: Cluster, opts: StartOptions): Promis
     throw err;
   }
   undo();
-  return { started, waves, accel, readyMs };
+  return { started, waves, accel, readyMs, timeline };
 }
 
 /** A Node for a name found in the state dir, even one the current profile does not have (left by another). */
@@ -218,7 +222,7 @@ export async function checkCleanable(paths: ClusterPaths): Promise<void> {
 export async function cleanCluster(cluster: Cluster): Promise<string[]> {
   const { paths } = cluster;
   await checkCleanable(paths);
-  await stopCluster(cluster, { powerdownMs: 20_000 });
+  await stopCluster(cluster, { powerdownMs: 0 }); // its disks are deleted next: no shutdown to wait for
   const removed: string[] = [];
   for (const dir of [paths.state, paths.vde]) {
     if ((await removeWithin(paths.workRoot, dir, { keep: dir === paths.state ? [LOCK_FILE] : [] })) === 'removed') removed.push(dir);

@@ -14,7 +14,7 @@ import { switchFiles } from '../vm/switch.js';
 import type { Cluster } from './cluster.js';
 import { consoleTail } from './console.js';
 import { waitForNode, waitForUnits } from './readiness.js';
-import type { ExecResult, SshTarget } from './ssh-pool.js';
+import type { ExecOptions, ExecResult, SshTarget } from './ssh-pool.js';
 
 /**
  * What runs on a node: an argv (each word quoted, so data never becomes shell syntax) or a
@@ -22,12 +22,6 @@ import type { ExecResult, SshTarget } from './ssh-pool.js';
  * or through `shellQuote` into a script.
  */
 export type Command = readonly string[] | string;
-
-export interface ExecOptions {
-  /** Default 60 s; the remote command is killed when it passes. */
-  timeoutMs?: number;
-  stdin?: string | Buffer;
-}
 
 export class CommandFailed extends CheckFailed {
   override name = 'CommandFailed';
@@ -194,7 +188,7 @@ export class Node {
   // --- power -------------------------------------------------------------------------------
 
   /** Launch QEMU on this node's disk (created on first boot as an overlay on the image); returns without waiting. */
-  async launch(o: { images: BuiltImages; accel: 'kvm' | 'tcg'; avoidPorts?: Set<number> }) {
+  async launch(o: { images: BuiltImages; accel: 'kvm' | 'tcg'; avoidPorts?: Set<number>; incoming?: boolean }) {
     const artifacts = o.images.nodes[this.name];
     if (!artifacts) throw new UsageError(`image ${o.images.id} has nothing for ${this.name}`);
     return launchNode(
@@ -216,6 +210,7 @@ export class Node {
         env: this.cluster.nodeEnv(this),
         units: this.units(),
         avoidPorts: o.avoidPorts ?? (await this.cluster.recordedPorts()),
+        incoming: o.incoming,
       },
       this.cluster.log,
     );
@@ -252,14 +247,17 @@ export class Node {
     if (!(await waitPidExit(pid, 10_000))) throw new CheckFailed(`${this.name}: qemu pid ${pid} still alive 10 s after QMP quit`);
   }
 
-  /** Stop by recorded pid: QMP system_powerdown (guests with a disk), then SIGTERM, then SIGKILL. */
+  /**
+   * Stop by recorded pid: QMP system_powerdown (guests with a disk), then SIGTERM, then SIGKILL.
+   * `powerdownMs` 0: a guest about to be thrown away (clean, the end of a fresh- run) is signalled at once.
+   */
   async shutdown(powerdownMs = 45_000): Promise<StopMethod> {
     this.cluster.pool.drop(this.name);
     const pid = await this.pid();
     let method: StopMethod = 'not running';
     if (pid) {
       // A diskless guest (kernel + initramfs) has nothing to flush and often no ACPI handler: signal it.
-      const exited = existsSync(this.files.disk) && (await powerdown(this.files.qmp, pid, powerdownMs));
+      const exited = powerdownMs > 0 && existsSync(this.files.disk) && (await powerdown(this.files.qmp, pid, powerdownMs));
       method = exited ? 'powerdown' : (await terminate(pid, 5000)) === 'kill' ? 'kill' : 'term';
     }
     await fs.rm(this.files.pidfile, { force: true });

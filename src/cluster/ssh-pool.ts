@@ -2,6 +2,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { Client, type ConnectConfig } from 'ssh2';
 import { errorMessage } from '../core/errors.js';
+import { ShellChannel } from './shell-channel.js';
 
 export interface ExecResult {
   code: number;
@@ -37,11 +38,89 @@ export class ExecTimeout extends Error {
  * pinned at first contact. A target is resolved again on every reconnect: a restarted guest
  * comes back on new host ports.
  */
+export interface ExecOptions {
+  timeoutMs?: number;
+  stdin?: string | Buffer;
+  /**
+   * `channel` (default without stdin): the node's long-lived shell, a few ms per command, text
+   * only. `session`: an sshd session of its own, for stdin, binary or very large output.
+   */
+  via?: 'channel' | 'session';
+}
+
 export class SshPool {
   private conns = new Map<string, Promise<Client>>();
+  private channels = new Map<string, Promise<ShellChannel>>();
   private forwards = new Map<string, Promise<{ server: net.Server; port: number }>>();
 
-  async exec(t: SshTarget, command: string, opts: { timeoutMs?: number; stdin?: string | Buffer } = {}): Promise<ExecResult> {
+  async exec(t: SshTarget, command: string, opts: ExecOptions = {}): Promise<ExecResult> {
+    if (opts.stdin === undefined && opts.via !== 'session') return this.execOnChannel(t, command, opts.timeoutMs);
+    return this.execSession(t, command, opts);
+  }
+
+  /** On the node's shell channel; past the deadline the command's process group is killed through a session. */
+  private async execOnChannel(t: SshTarget, command: string, timeoutMs?: number): Promise<ExecResult> {
+    const ch = await this.channel(t);
+    let pid: number | undefined;
+    const run = ch.run(command, (p) => {
+      pid = p;
+    });
+    if (!timeoutMs) return run;
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<'expired'>((resolve) => {
+      timer = setTimeout(() => resolve('expired'), timeoutMs);
+    });
+    const r = await Promise.race([run, expired]).finally(() => clearTimeout(timer));
+    if (r !== 'expired') return r;
+    if (pid) await this.execSession(t, `kill -KILL -- -${pid}`, { timeoutMs: 10_000 }).catch(() => undefined);
+    // A shell that does not get back to us after the kill is dropped: the next command gets a new one.
+    const after = await Promise.race([
+      run.then(
+        () => 'back' as const,
+        () => 'back' as const,
+      ),
+      new Promise((r) => setTimeout(r, 5000, 'stuck')),
+    ]);
+    if (after === 'stuck') this.dropChannel(t.node);
+    throw new ExecTimeout(`${t.node}: \`${command.slice(0, 120)}\` gave no exit status within ${timeoutMs} ms (killed)`);
+  }
+
+  /** The node's long-lived shell, opened on first use and again after it closed (the node rebooted). */
+  private async channel(t: SshTarget): Promise<ShellChannel> {
+    const have = this.channels.get(t.node);
+    const ch = have && (await have.catch(() => null));
+    if (ch && !ch.isClosed) return ch;
+    const opening = this.client(t).then(
+      (client) =>
+        new Promise<ShellChannel>((resolve, reject) =>
+          client.exec('exec bash --noprofile --norc', (err, stream) => {
+            if (err) return reject(new Error(`${t.node}: no shell channel: ${err.message}`));
+            stream.stderr.resume();
+            resolve(
+              new ShellChannel({
+                write: (s) => stream.write(s),
+                onData: (cb) => stream.on('data', cb),
+                onClose: (cb) => stream.on('close', cb),
+                close: () => stream.end(),
+              }),
+            );
+          }),
+        ),
+    );
+    this.channels.set(t.node, opening);
+    return opening;
+  }
+
+  private dropChannel(node: string): void {
+    const c = this.channels.get(node);
+    this.channels.delete(node);
+    void c?.then(
+      (ch) => ch.close(),
+      () => {},
+    );
+  }
+
+  private async execSession(t: SshTarget, command: string, opts: ExecOptions): Promise<ExecResult> {
     const client = await this.client(t);
     return new Promise<ExecResult>((resolve, reject) => {
       client.exec(command, (err, stream) => {
@@ -123,6 +202,7 @@ export class SshPool {
 
   /** Forget a node's connection (it was powered off): the next use connects again. */
   drop(node: string): void {
+    this.dropChannel(node);
     const p = this.conns.get(node);
     this.conns.delete(node);
     void p?.then(

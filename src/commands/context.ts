@@ -54,6 +54,8 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<number |
     } catch (err) {
       code = exitCodeFor(err);
       log.error(errorMessage(err));
+      if (cmd.optsWithGlobals<{ json?: boolean }>().json)
+        process.stdout.write(`${JSON.stringify({ ok: false, error: errorMessage(err), exitCode: code })}\n`);
       if (process.env.ULTRACLOUD_DEBUG) log.error({ err }, 'stack');
     } finally {
       await runCleanups('exit', (m) => log.warn(m));

@@ -17,6 +17,7 @@ interface LaneFlags {
   accel?: AccelChoice;
   keep?: boolean;
   keepOnFailure?: boolean;
+  coldBoot?: boolean;
   timeout?: number;
   [option: string]: unknown;
 }
@@ -72,6 +73,7 @@ function addLaneCommand(parent: Command, lane: AnyLane, word: string, fresh: boo
       )
       .option('--keep', 'leave the cluster running afterwards')
       .option('--keep-on-failure', 'leave the cluster running only when the lane failed')
+      .option('--cold-boot', 'boot for real even when a snapshot of this cluster exists (one is saved if none is)')
       .option('--timeout <seconds>', 'per boot wave', positiveNumber, DEFAULT_WAVE_TIMEOUT_S);
   for (const o of lane.options ?? []) {
     const opt = new Option(o.flags, o.description);
@@ -89,7 +91,7 @@ function addLaneCommand(parent: Command, lane: AnyLane, word: string, fresh: boo
         return;
       }
       const ctx = withProfile(g);
-      const { only, skip, inject, accel, keep, keepOnFailure, timeout } = flags;
+      const { only, skip, inject, accel, keep, keepOnFailure, coldBoot, timeout } = flags;
       const laneOwn = Object.fromEntries((lane.options ?? []).map((o) => optionKey(o.flags)).map((k) => [k, flags[k]]));
       const out = await runLane({
         lane,
@@ -107,6 +109,7 @@ function addLaneCommand(parent: Command, lane: AnyLane, word: string, fresh: boo
               waveTimeoutMs: (timeout ?? DEFAULT_WAVE_TIMEOUT_S) * 1000,
               keep: keep === true,
               keepOnFailure: keepOnFailure === true,
+              coldBoot: coldBoot === true,
             }
           : undefined,
       });

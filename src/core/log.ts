@@ -13,13 +13,20 @@ let stderrAdded = false;
 
 export const log: Logger = pino({ level: 'trace', base: undefined, timestamp: pino.stdTimeFunctions.isoTime }, streams);
 
+/** NO_COLOR (any value) turns colour off, FORCE_COLOR (not 0) on; otherwise a terminal gets colour. */
+export function wantColor(env: NodeJS.ProcessEnv = process.env, tty = process.stderr.isTTY === true): boolean {
+  if (env.NO_COLOR) return false;
+  if (env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== '0') return true;
+  return tty;
+}
+
 export function configureConsoleLog(level: LogLevel): void {
   if (stderrAdded) return;
   stderrAdded = true;
   const stream = pretty({
     destination: 2,
     sync: true,
-    colorize: process.stderr.isTTY === true,
+    colorize: wantColor(),
     translateTime: 'HH:MM:ss',
     ignore: 'pid,hostname,step,lane,node',
     hideObject: true, // structured fields go to run.log; the console shows the sentence

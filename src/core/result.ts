@@ -57,6 +57,8 @@ export const RunResult = z.object({
   host: HostFacts,
   steps: z.array(StepResult),
   events: z.array(RunEvent),
+  /** fresh- runs: a real boot, or a restore from which snapshot. */
+  boot: z.object({ mode: z.enum(['cold', 'snapshot']), snapshot: z.string().optional() }).optional(),
   error: z.string().optional(),
 });
 export type RunResult = z.infer<typeof RunResult>;

@@ -2,9 +2,11 @@ import { createWriteStream, promises as fs, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { symlinkAtomic, writeFileAtomicSync } from './atomic.js';
+import { ciError, ciGroupEnd, ciGroupStart, ciKind, ciSummary } from './ci.js';
 import { errorMessage, isDiskFull, StepSkipped, UsageError, withPath } from './errors.js';
 import { renderJunit } from './junit.js';
 import { addLogFile, log } from './log.js';
+import { writeReports } from './report.js';
 import { type HostFacts, type RunEvent, RunResult, runSucceeded, type SkipCause, type StepResult } from './result.js';
 import { onCleanup } from './shutdown.js';
 import { runStamp, seconds } from './time.js';
@@ -36,6 +38,7 @@ export class RunRecord {
   private detachLog: () => void;
   private disposeCleanup: () => void;
   private finished = false;
+  private readonly ci = ciKind();
 
   private constructor(
     readonly dir: string,
@@ -60,7 +63,10 @@ export class RunRecord {
     };
     this.detachLog = addLogFile(path.join(dir, 'run.log'));
     this.log = log.child({ lane });
-    this.disposeCleanup = onCleanup(`run record ${lane}`, (reason) => this.interrupt(reason));
+    this.disposeCleanup = onCleanup(`run record ${lane}`, async (reason) => {
+      this.interrupt(reason);
+      await writeReports(this.dir, this.result).catch(() => undefined); // an interrupted run still gets its reports
+    });
     // Record the interruption before slower cleanups (stopping guests) get their turn.
     for (const sig of SIGNALS) process.prependListener(sig, this.onSignal);
   }
@@ -113,6 +119,12 @@ export class RunRecord {
     this.flush();
   }
 
+  /** How a fresh- run got its cluster: booted, or restored from a snapshot (result.json and the summary say which). */
+  setBoot(boot: NonNullable<RunResult['boot']>): void {
+    this.result.boot = boot;
+    this.flush();
+  }
+
   skip(name: string, why: string, cause: SkipCause): void {
     this.result.steps.push({ name, status: 'skipped', startedAt: null, durationMs: 0, detail: why, skipped: cause, evidence: [] });
     this.log.info(`step ${name} skipped: ${why}`);
@@ -126,6 +138,7 @@ export class RunRecord {
     this.result.steps.push(step);
     this.flush();
     const stepLog = this.log.child({ step: name });
+    process.stderr.write(ciGroupStart(this.ci, name, `${this.result.lane}: ${name}`));
     stepLog.info(`step ${name} ...`);
     const ctx: StepContext = {
       log: stepLog,
@@ -173,6 +186,8 @@ export class RunRecord {
         else stepLog.info(line);
         this.flush();
       }
+      process.stderr.write(ciGroupEnd(this.ci, name));
+      if (step.status === 'failed') process.stderr.write(ciError(this.ci, `${this.result.lane}: ${name}`, step.error ?? 'failed'));
     }
   }
 
@@ -194,6 +209,8 @@ export class RunRecord {
         if ((await fs.readlink(latest).catch(() => null)) === path.basename(this.dir)) await fs.rm(latest, { force: true });
         throw this.writeError;
       }
+      await writeReports(this.dir, this.result).catch((err: unknown) => this.log.warn(`reports not written: ${errorMessage(err)}`));
+      ciSummary(this.ci, await fs.readFile(path.join(this.dir, 'summary.md'), 'utf8').catch(() => ''));
       const s = this.result;
       const msg = `${s.lane}: ${s.status.toUpperCase()} (${s.steps.filter((x) => x.status === 'passed').length}/${s.steps.length} steps passed) in ${seconds(s.durationMs ?? 0)}; evidence: ${this.dir}`;
       if (s.success) this.log.info(msg);

@@ -7,6 +7,7 @@ export const TOOLS = {
   'qemu-img': { pkg: 'qemu-utils', why: 'qcow2 bases and overlays', need: 'always' },
   vde_switch: { pkg: 'vde2', why: 'the cluster L2 network', need: 'always' },
   'ssh-keygen': { pkg: 'openssh-client', why: 'the harness SSH key', need: 'always' },
+  flock: { pkg: 'util-linux', why: 'the one-harness-per-state-dir lock', need: 'always' },
   ssh: { pkg: 'openssh-client', why: 'interactive `ultracloud ssh`', need: 'always' },
   mmdebstrap: { pkg: 'mmdebstrap', why: 'builds the lab image', need: 'lab' },
   'mkfs.ext4': { pkg: 'e2fsprogs', why: 'lab root filesystem', need: 'lab' },

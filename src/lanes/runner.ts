@@ -16,7 +16,7 @@ import { bindServices, type ServiceClients } from '../services/index.js';
 import { accelVerdict } from '../vm/accel-probe.js';
 import type { AnyLane, Control, LaneEnv, Step } from './lane.js';
 import { planSteps } from './plan.js';
-import { type BootOptions, boot, type FreshCtx, image } from './steps/fresh.js';
+import { type BootOptions, boot, type FreshCtx, image, snapshot } from './steps/fresh.js';
 import { renderFailure, renderWarnings } from './summary.js';
 
 export interface Invocation {
@@ -91,7 +91,7 @@ export async function runLane(inv: Invocation): Promise<Outcome> {
         );
         return;
       }
-      await stopCluster(c, { powerdownMs: 30_000 });
+      await stopCluster(c, { powerdownMs: 0 }); // a fresh cluster is thrown away: no shutdown to wait for
     });
   }
 
@@ -131,9 +131,11 @@ export async function runLane(inv: Invocation): Promise<Outcome> {
   ];
 
   const freshCtx: FreshCtx | undefined =
-    fresh && cluster ? { cluster, rec, boot: { accel: fresh.accel, waveTimeoutMs: fresh.waveTimeoutMs } } : undefined;
+    fresh && cluster
+      ? { cluster, rec, boot: { accel: fresh.accel, waveTimeoutMs: fresh.waveTimeoutMs, coldBoot: fresh.coldBoot } }
+      : undefined;
   const steps: { step: Step<unknown>; ctx: unknown; skip: string | null }[] = [
-    ...(freshCtx ? [image, boot].map((s) => ({ step: s as Step<unknown>, ctx: freshCtx, skip: null })) : []),
+    ...(freshCtx ? [image, boot, snapshot].map((s) => ({ step: s as Step<unknown>, ctx: freshCtx, skip: null })) : []),
     ...lane.steps.map((s) => ({ step: s as Step<unknown>, ctx, skip: plan.find((p) => p.name === s.name)?.skip ?? null })),
   ];
   const controlsBefore = (name: string) =>

@@ -22,6 +22,8 @@ export interface LaunchRequest {
   units: string[];
   /** Host ports already taken by other nodes of this cluster. */
   avoidPorts: Set<number>;
+  /** Start paused, waiting for its RAM from a snapshot (QMP migrate-incoming). */
+  incoming?: boolean;
 }
 
 /**
@@ -68,6 +70,7 @@ export async function launchNode(req: LaunchRequest, log: Logger): Promise<{ rec
       qmpSocket: f.qmp,
       pidfile: f.pidfile,
       consoleLog: f.console,
+      incoming: req.incoming,
     });
     await fs.writeFile(`${f.dir}/qemu.argv`, `${argv.map((a) => JSON.stringify(a)).join(' ')}\n`);
     // -daemonize: argv and host-forward errors are reported before QEMU detaches.

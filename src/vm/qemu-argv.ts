@@ -24,6 +24,8 @@ export interface QemuSpec {
   qmpSocket: string;
   pidfile: string;
   consoleLog: string;
+  /** Restore from a snapshot: start paused, waiting for `migrate-incoming` over QMP. */
+  incoming?: boolean;
 }
 
 export function qemuArgv(s: QemuSpec): string[] {
@@ -80,6 +82,7 @@ export function qemuArgv(s: QemuSpec): string[] {
     `unix:${s.qmpSocket},server=on,wait=off`,
     '-pidfile',
     s.pidfile,
+    ...(s.incoming ? ['-incoming', 'defer', '-S'] : []),
     '-daemonize',
   );
   return argv;

@@ -63,3 +63,17 @@ export class Qmp {
     }
   }
 }
+
+/** Poll `query-migrate` until the migration (outgoing or incoming) completes; its failure reason otherwise. */
+export async function waitMigration(qmp: Qmp, what: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const m = (await qmp.execute('query-migrate')) as { status?: string; 'error-desc'?: string };
+    if (m.status === 'completed') return;
+    if (m.status === 'failed' || m.status === 'cancelled')
+      throw new Error(`${what}: migration ${m.status}${m['error-desc'] ? `: ${m['error-desc']}` : ''}`);
+    if (Date.now() > deadline)
+      throw new Error(`${what}: migration still ${m.status ?? 'not started'} after ${Math.round(timeoutMs / 1000)} s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

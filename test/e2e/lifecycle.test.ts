@@ -1,7 +1,8 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mountsUnder } from '../../src/core/work-root.js';
 import { BIN, cli, REPO } from '../helpers/cli.js';
 import { processesMentioning, waitFor } from '../helpers/procs.js';
 
@@ -39,6 +40,35 @@ describe('lab cluster lifecycle (real QEMU guests)', () => {
     expect(messages).toEqual(expect.arrayContaining([expect.stringMatching(/reusing cached build/)]));
     expect(messages.filter((m) => /mmdebstrap|mkfs\.ext4|qemu-img convert/.test(m))).toEqual([]);
   }, 60_000);
+
+  it('SIGTERM during a real image build stops the builder and its children, unmounts its chroot, and leaves no partial build', async () => {
+    const images = path.join(REPO, 'work', 'images');
+    const harness = execa('node', [BIN, 'build', '--force'], {
+      cwd: REPO,
+      env: { ...process.env, ...env },
+      reject: false,
+      stdin: 'ignore',
+    });
+    try {
+      // mmdebstrap has its chroot's proc/sys/dev mounted once packages unpack.
+      await waitFor(() => mountsUnder(images).length > 0, 300_000, 'mmdebstrap to mount its chroot');
+      harness.kill('SIGTERM');
+      const r = await harness;
+      expect(r.exitCode).toBe(143);
+      await waitFor(
+        () => processesMentioning(images).length === 0 && mountsUnder(images).length === 0,
+        10_000,
+        'no builder process and no mount left',
+      );
+      expect(readdirSync(images).filter((n) => n.startsWith('.build-'))).toEqual([]);
+    } finally {
+      harness.kill('SIGKILL');
+      await harness;
+    }
+    const next = await run(['--json', 'build']); // starts clean: the interrupted --force left nothing to trip on
+    expect(next.exitCode, next.stderr).toBe(0);
+    expect(JSON.parse(next.stdout)).toMatchObject({ reused: true });
+  }, 600_000);
 
   it('starts two nodes that answer over SSH, reach each other on the cluster network, and stop cleanly', async () => {
     const s = await run(['start', '--nodes', 'node01,node02']);

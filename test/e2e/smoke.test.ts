@@ -1,11 +1,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RunResult } from '../../src/core/result.js';
 import type { FaultEntry } from '../../src/faults/fault.js';
 import { smoke } from '../../src/lanes/smoke.js';
-import { cli, REPO } from '../helpers/cli.js';
-import { processesMentioning } from '../helpers/procs.js';
+import { BIN, cli, REPO } from '../helpers/cli.js';
+import { processesMentioning, waitFor } from '../helpers/procs.js';
 
 /**
  * The main job end to end on six real guests, then the lane's other forms and each negative
@@ -38,19 +39,36 @@ describe('smoke lane (six real guests)', () => {
     expect(processesMentioning(E2E)).toEqual([]);
   }, 400_000);
 
-  it('fresh-smoke goes green: image, boot and the seven steps, with evidence, node logs and junit', async () => {
-    const r = await run(['fresh-smoke', '--keep']);
+  it('fresh-smoke --cold-boot goes green: image, a real boot, a saved snapshot and the seven steps, with evidence, node logs and junit', async () => {
+    const r = await run(['fresh-smoke', '--cold-boot', '--keep']);
     const { dir, result } = ownRun(r.stdout);
     expect(r.exitCode, why(r, result)).toBe(0);
     expect(result.success).toBe(true);
-    expect(result.command).toBe('fresh-smoke --keep');
-    expect(result.steps.map((s) => [s.name, s.status])).toEqual(['image', 'boot', ...SMOKE_STEPS].map((s) => [s, 'passed']));
+    expect(result.command).toBe('fresh-smoke --cold-boot --keep');
+    expect(result.boot).toEqual({ mode: 'cold' });
+    // A snapshot of this very cluster may exist from an earlier run: then none is saved again.
+    const status = (s: { name: string; status: string }) => (s.name === 'snapshot' ? 'any' : s.status);
+    expect(result.steps.map((s) => [s.name, status(s)])).toEqual(
+      ['image', 'boot', 'snapshot', ...SMOKE_STEPS].map((s) => [s, s === 'snapshot' ? 'any' : 'passed']),
+    );
     expect(result.events.map((e) => e.kind)).toEqual(expect.arrayContaining(['fault', 'heal']));
     for (const f of ['junit.xml', 'run.log', 'faults.json', 'fault.json', 'external.json', 'flaredb-replication.json', 'boot.json'])
       expect(existsSync(path.join(dir, f)), f).toBe(true);
     for (const n of ['node01', 'node06']) expect(readFileSync(path.join(dir, 'nodes', n, 'journal.txt'), 'utf8')).toMatch(/systemd/);
-    expect(readFileSync(path.join(dir, 'junit.xml'), 'utf8')).toMatch(/tests="9" failures="0"/);
+    expect(readFileSync(path.join(dir, 'junit.xml'), 'utf8')).toMatch(/tests="10" failures="0"/);
   }, 2_400_000);
+
+  it('fresh-smoke with the snapshot restores the cluster in seconds, clocks within 2 s of the host, and goes green', async () => {
+    const r = await run(['fresh-smoke', '--keep']);
+    const { dir, result } = ownRun(r.stdout);
+    expect(r.exitCode, why(r, result)).toBe(0);
+    expect(result.boot).toMatchObject({ mode: 'snapshot', snapshot: expect.stringMatching(/^[0-9a-f]{16}$/) });
+    expect(result.steps.find((s) => s.name === 'snapshot')).toMatchObject({ status: 'skipped', skipped: 'request' });
+    const boot = JSON.parse(readFileSync(path.join(dir, 'boot.json'), 'utf8')) as { clockSkewS: Record<string, number> };
+    expect(Object.keys(boot.clockSkewS)).toHaveLength(6);
+    for (const [n, s] of Object.entries(boot.clockSkewS)) expect(Math.abs(s), n).toBeLessThan(2);
+    expect(result.steps.filter((s) => SMOKE_STEPS.includes(s.name)).every((s) => s.status === 'passed')).toBe(true);
+  }, 1_200_000);
 
   it('smoke --only replicated-state runs readiness and replicated-state and records the rest as skipped by request', async () => {
     const r = await run(['smoke', '--only', 'replicated-state']);
@@ -106,6 +124,7 @@ describe('smoke lane (six real guests)', () => {
     const r = await run(['fresh-smoke', '--inject', 'unit-masked']);
     const { dir, result } = ownRun(r.stdout);
     expect(r.exitCode, why(r, result)).toBe(1);
+    expect(result.boot?.mode).toBe('snapshot');
     expect(result.steps.find((s) => s.status === 'failed')?.name).toBe('readiness');
     for (const n of ['node01', 'node02', 'node03', 'node04', 'node05', 'node06']) {
       expect(readFileSync(path.join(dir, 'nodes', n, 'console.log'), 'utf8'), n).toMatch(/ULTRACLOUD_MARKER cluster-config-done node=/);
@@ -114,4 +133,25 @@ describe('smoke lane (six real guests)', () => {
     expect(r.stderr).toMatch(/get in: ultracloud ssh node02/);
     expect(processesMentioning(E2E)).toEqual([]);
   }, 2_400_000);
+
+  it('a harness killed while restoring leaves guests that stop finds, and the snapshot stays good', async () => {
+    const harness = execa('node', [BIN, 'fresh-smoke'], { cwd: REPO, env: { ...process.env, ...env }, reject: false, stdin: 'ignore' });
+    try {
+      await waitFor(() => processesMentioning(E2E).some((p) => p.argv.includes('-incoming')), 300_000, 'a guest being restored');
+      harness.kill('SIGKILL');
+      await harness;
+      const stop = await cli(['stop', '--timeout', '10'], { env, timeout: 120_000 });
+      expect(stop.exitCode, stop.stderr).toBe(0);
+      expect(processesMentioning(E2E)).toEqual([]);
+    } finally {
+      harness.kill('SIGKILL');
+      await harness;
+    }
+    // The snapshot it restored from is intact: the next fresh run restores from it and goes green.
+    const r = await run(['fresh-smoke', '--only', 'readiness'], 900_000);
+    const { result } = ownRun(r.stdout);
+    expect(r.exitCode, why(r, result)).toBe(0);
+    expect(result.boot?.mode).toBe('snapshot');
+    expect(processesMentioning(E2E)).toEqual([]);
+  }, 1_200_000);
 });

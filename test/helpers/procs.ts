@@ -8,7 +8,7 @@ export function processesMentioning(needle: string): { pid: number; argv: string
     try {
       const argv = readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').join(' ');
       const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      if (argv.includes(needle) && !/\) Z /.test(stat)) out.push({ pid: Number(d), argv: argv.slice(0, 160) });
+      if (argv.includes(needle) && !/\) Z /.test(stat)) out.push({ pid: Number(d), argv });
     } catch {
       /* exited while we looked */
     }
