@@ -4,7 +4,6 @@
 // connection, and spawning the system `ssh` client per command. Boots node01 if it is not
 // running (and stops it again). Usage: node scripts/bench-ssh.js [--runs N] [--node node01]
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '30' }, node: { type: 'string', default: 'node01' } } });
@@ -49,7 +48,6 @@ try {
     await n.launch({ images, accel: 'tcg' });
     await waitForSsh(n, Date.now() + 600_000);
   }
-  const t = await n.target();
   await n.exec('true'); // connect (and pin the host key) outside the measurement
 
   const time = async (fn) => {
@@ -64,24 +62,7 @@ try {
   const channel = await time(() => n.exec('true'));
   const session = await time(() => n.exec('true', { via: 'session' }));
 
-  const f = n.files;
-  writeFileSync(f.knownHosts, `[127.0.0.1]:${t.port} ${readFileSync(f.hostKey, 'utf8').trim()}\n`);
-  const sshArgs = [
-    '-i',
-    cluster.key.privateKey,
-    '-p',
-    String(t.port),
-    '-o',
-    `UserKnownHostsFile=${f.knownHosts}`,
-    '-o',
-    'StrictHostKeyChecking=yes',
-    '-o',
-    'IdentitiesOnly=yes',
-    '-o',
-    'BatchMode=yes',
-    'root@127.0.0.1',
-    'true',
-  ];
+  const sshArgs = [...(await n.sshArgv(['BatchMode=yes'])), 'true'];
   const spawned = [];
   for (let i = 0; i < runs; i++) {
     const t0 = process.hrtime.bigint();

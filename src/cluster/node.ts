@@ -54,6 +54,11 @@ export class Node {
     return this.spec.ip;
   }
 
+  /** 1-based position in the profile: stable MACs derive from it. */
+  get index(): number {
+    return this.cluster.indexOf(this.name);
+  }
+
   get log(): Logger {
     return this.cluster.log;
   }
@@ -160,6 +165,20 @@ export class Node {
     return this.cluster.pool.forward(this.name, () => this.target(), port);
   }
 
+  /**
+   * argv for the system `ssh` client into this node, pinned to the host key the harness recorded
+   * (connects once first, which pins it on first contact): for a real terminal, or to compare.
+   */
+  async sshArgv(options: string[] = []): Promise<string[]> {
+    const t = await this.target();
+    await this.cluster.pool.client(t, 10_000);
+    await fs.writeFile(this.files.knownHosts, `[127.0.0.1]:${t.port} ${(await fs.readFile(this.files.hostKey, 'utf8')).trim()}\n`);
+    const opts = [`UserKnownHostsFile=${this.files.knownHosts}`, 'StrictHostKeyChecking=yes', 'IdentitiesOnly=yes', ...options].flatMap(
+      (o) => ['-o', o],
+    );
+    return ['-i', this.cluster.key.privateKey, '-p', String(t.port), ...opts, 'root@127.0.0.1'];
+  }
+
   /** Base URL of an HTTP service on this node, as seen from inside it. */
   async url(port: number): Promise<string> {
     return `http://127.0.0.1:${await this.forward(port)}`;
@@ -197,7 +216,7 @@ export class Node {
         vdeSocket: switchFiles(this.cluster.paths.vde).ctl,
         node: {
           name: this.name,
-          index: this.cluster.indexOf(this.name),
+          index: this.index,
           ip: this.ip,
           roles: [...this.roles],
           memoryMiB: this.memoryMiB(),

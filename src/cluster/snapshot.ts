@@ -11,6 +11,7 @@ import { shellQuote } from '../core/shell.js';
 import { onCleanup } from '../core/shutdown.js';
 import { seconds } from '../core/time.js';
 import type { BuiltImages } from '../images/types.js';
+import { nodeMacs, qemuArgv } from '../vm/qemu-argv.js';
 import { Qmp, waitMigration } from '../vm/qmp.js';
 import { ensureSwitch, stopSwitch } from '../vm/switch.js';
 import type { Cluster } from './cluster.js';
@@ -46,7 +47,30 @@ export function snapshotKey(cluster: Cluster, images: BuiltImages, accel: 'kvm' 
   const h = createHash('sha256');
   h.update(`format ${FORMAT}\nimage ${images.id}\naccel ${accel}\nkey ${cluster.key.publicKey}\n`);
   h.update(readFileSync(cluster.profile.file)); // nodes, memory, services: all of it shapes the booted cluster
+  // The machine QEMU is asked for (devices, memory, NICs): a harness that builds another cannot load this RAM.
+  for (const n of cluster.nodes()) h.update(JSON.stringify(machineShape(n, accel)));
   return h.digest('hex').slice(0, 16);
+}
+
+/** A node's QEMU argv with every per-run path and port replaced: what must match between save and restore. */
+function machineShape(n: Node, accel: 'kvm' | 'tcg'): string[] {
+  const macs = nodeMacs(n.index);
+  return qemuArgv({
+    name: n.name,
+    accel,
+    memoryMiB: n.memoryMiB(),
+    vcpus: n.vcpus(),
+    kernel: 'K',
+    initrd: 'I',
+    cmdline: 'C',
+    disk: 'D',
+    control: { mac: macs.control, forwards: [] },
+    data: { mac: macs.data, vdeSocket: 'V' },
+    fwCfg: [{ name: 'opt/ultracloud/env', file: 'E' }],
+    qmpSocket: 'Q',
+    pidfile: 'P',
+    consoleLog: 'L',
+  });
 }
 
 const snapshotsDir = (cluster: Cluster, imageId: string) => path.join(cluster.paths.images, imageId, 'snapshots');
@@ -129,8 +153,26 @@ export async function saveSnapshot(cluster: Cluster, images: BuiltImages, accel:
   await fs.rm(dir, { recursive: true, force: true }); // an older save of the same key (never one in use: nothing runs from it)
   await fs.rename(tmp, dir);
   dropTmp();
+  await pruneSnapshots(parent, key, log);
   log.info(`snapshot ${key}: ${nodes.length} guests saved in ${seconds(manifest.saveMs)} (${(bytes / 2 ** 30).toFixed(2)} GiB) -> ${dir}`);
   return { dir, manifest };
+}
+
+/** Snapshots of an image whose profile or key changed since: keep the new one and the newest other, like image builds. */
+async function pruneSnapshots(parent: string, keep: string, log: Logger): Promise<void> {
+  const others: { key: string; at: string }[] = [];
+  for (const key of await fs.readdir(parent).catch(() => [] as string[])) {
+    if (key === keep || key.startsWith('.')) continue;
+    const m = await fs.readFile(path.join(parent, key, 'manifest.json'), 'utf8').then(
+      (t) => Manifest.parse(JSON.parse(t)),
+      () => null,
+    );
+    others.push({ key, at: m?.createdAt ?? '' });
+  }
+  for (const o of others.sort((a, b) => b.at.localeCompare(a.at)).slice(1)) {
+    await fs.rm(path.join(parent, o.key), { recursive: true, force: true });
+    log.info(`removed old snapshot ${o.key}`);
+  }
 }
 
 /** Temp dirs of saves whose process is gone. */

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, promises as fs } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { type Command, Option } from 'commander';
 import { stopLeftoverChassis } from '../baremetal/chassis.js';
 import { Cluster } from '../cluster/cluster.js';
@@ -173,27 +173,8 @@ export function registerCluster(program: Command): void {
 /** The system ssh client for a real TTY, pinned to the host key the harness recorded. */
 async function interactiveSsh(cluster: Cluster, node: Node): Promise<number> {
   await requireTools('ssh');
-  const t = await node.target();
-  await cluster.pool.client(t, 10000); // pins the host key on first contact
-  const f = node.files;
-  await fs.writeFile(f.knownHosts, `[127.0.0.1]:${t.port} ${(await fs.readFile(f.hostKey, 'utf8')).trim()}\n`);
+  const argv = await node.sshArgv();
   cluster.close();
-  const child = spawn(
-    'ssh',
-    [
-      '-i',
-      cluster.key.privateKey,
-      '-p',
-      String(t.port),
-      '-o',
-      `UserKnownHostsFile=${f.knownHosts}`,
-      '-o',
-      'StrictHostKeyChecking=yes',
-      '-o',
-      'IdentitiesOnly=yes',
-      'root@127.0.0.1',
-    ],
-    { stdio: 'inherit' },
-  );
+  const child = spawn('ssh', argv, { stdio: 'inherit' });
   return new Promise((resolve) => child.on('exit', (code) => resolve(code ?? EXIT_CHECK_FAILED)));
 }

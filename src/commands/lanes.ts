@@ -1,5 +1,6 @@
 import { type Command, Option } from 'commander';
 import { ACCEL_CHOICES, positiveNumber } from '../core/cli-values.js';
+import { redactCredentials } from '../core/redact.js';
 import { type AnyLane, laneCommand } from '../lanes/lane.js';
 import { LANES } from '../lanes/registry.js';
 import { runLane } from '../lanes/runner.js';
@@ -130,7 +131,7 @@ function argvTail(words: readonly string[], fresh: boolean): string {
   const argv = process.argv.slice(2);
   const first = fresh ? `fresh-${words[0]}` : words[0]!;
   const at = argv.indexOf(first);
-  const tail = at < 0 ? [] : argv.slice(at + words.length);
+  const tail = at < 0 ? [] : argv.slice(at + words.length).map(redactCredentials);
   return tail.length ? ` ${tail.join(' ')}` : '';
 }
 

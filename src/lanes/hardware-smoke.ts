@@ -8,6 +8,7 @@ import { loadInstallContract } from '../config/install-contract.js';
 import { positiveNumber } from '../core/cli-values.js';
 import { CheckFailed, errorMessage, StepSkipped, UsageError } from '../core/errors.js';
 import { TextTail } from '../core/follow-file.js';
+import { redactCredentials } from '../core/redact.js';
 import { seconds } from '../core/time.js';
 
 /** The console copy kept as evidence: its last 10 MiB. */
@@ -155,7 +156,7 @@ const transportRun: Step<HardwareCtx> = {
       const client = new RedfishClient(redfishConfigFromEnv(process.env, t.bmc), step.log);
       try {
         const r = await client.bootFromVirtualMedia(t.isoUrl);
-        return `redfish: ${redactUrl(t.isoUrl)} inserted at ${r.slot}, one-time boot from CD, ${r.reset} on ${r.system}`;
+        return `redfish: ${redactCredentials(t.isoUrl)} inserted at ${r.slot}, one-time boot from CD, ${r.reset} on ${r.system}`;
       } finally {
         await step.json('redfish-calls.json', client.calls);
       }
@@ -164,21 +165,8 @@ const transportRun: Step<HardwareCtx> = {
   },
 };
 
-/** Credentials in a URL (user:password@) never reach evidence files. */
-export function redactUrl(u: string): string {
-  try {
-    const url = new URL(u);
-    if (!url.username && !url.password) return u;
-    url.username = url.username ? '***' : '';
-    url.password = url.password ? '***' : '';
-    return url.toString();
-  } catch {
-    return u.replace(/\/\/[^/@]*@/, '//***@');
-  }
-}
-
 function redacted(t: Transport): Record<string, unknown> {
-  return t.kind === 'redfish' ? { ...t, bmc: t.bmc && redactUrl(t.bmc), isoUrl: redactUrl(t.isoUrl) } : { ...t };
+  return t.kind === 'redfish' ? { ...t, bmc: t.bmc && redactCredentials(t.bmc), isoUrl: redactCredentials(t.isoUrl) } : { ...t };
 }
 
 function markersStep(log: string, follow: boolean, timeoutMs: number): Step<HardwareCtx> {

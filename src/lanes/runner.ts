@@ -79,11 +79,11 @@ export async function runLane(inv: Invocation): Promise<Outcome> {
   }
 
   let failed: string | null = null;
-  // Registered before the record exists, so on a signal it runs after evidence is saved (cleanups unwind LIFO).
-  /** --keep: always; --keep-on-failure: when a step failed (not when interrupted). */
+  /** Whether a fresh cluster stays up: --keep always; --keep-on-failure when a step failed (not when interrupted). */
   const keepFor = (reason = 'exit') => fresh !== undefined && (fresh.keep || (fresh.keepOnFailure && failed !== null && reason === 'exit'));
   if (fresh && cluster) {
     const c = cluster;
+    // Registered before the record exists: on a signal it runs after the heal and the node evidence (cleanups unwind LIFO).
     onCleanup('stop the fresh cluster', async (reason) => {
       if (keepFor(reason)) {
         c.log.warn(

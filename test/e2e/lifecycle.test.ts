@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -85,6 +85,7 @@ describe('lab cluster lifecycle (real QEMU guests)', () => {
     }
     expect(st.switchPid).toBeGreaterThan(0);
 
+    for (const n of ['node01', 'node02']) expect(statSync(path.join(env.PHOTON_VM_DIR, n, 'disk.qcow2')).mode & 0o777, n).toBe(0o600);
     const host = await run(['ssh', 'node02', '--', 'hostname']);
     expect(host.stdout.trim()).toBe('node02');
     const ping = await run(['ssh', 'node01', '--', 'ping', '-c1', '-W5', '10.100.0.12']);
@@ -109,7 +110,10 @@ describe('lab cluster lifecycle (real QEMU guests)', () => {
     });
     try {
       const pidfiles = ['node01', 'node02'].map((n) => path.join(env.PHOTON_VM_DIR, n, 'qemu.pid'));
-      await waitFor(() => pidfiles.every((p) => existsSync(p)), 120_000, 'both guests launched');
+      await waitFor(() => pidfiles.every((p) => existsSync(p)), 120_000, 'both guests launched').catch(async (err: Error) => {
+        harness.kill('SIGKILL');
+        throw new Error(`${err.message}\n--- the start harness said ---\n${(await harness).stderr}`);
+      });
 
       const second = await run(['stop']);
       expect(second.exitCode).toBe(2);

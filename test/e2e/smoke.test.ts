@@ -138,6 +138,10 @@ describe('smoke lane (six real guests)', () => {
     const harness = execa('node', [BIN, 'fresh-smoke'], { cwd: REPO, env: { ...process.env, ...env }, reject: false, stdin: 'ignore' });
     try {
       await waitFor(() => processesMentioning(E2E).some((p) => p.argv.includes('-incoming')), 300_000, 'a guest being restored');
+      // The running fresh-smoke holds the lock from before its clean to after its stop: a clean now is refused.
+      const clean = await cli(['clean'], { env, timeout: 60_000 });
+      expect(clean.exitCode).toBe(2);
+      expect(clean.stderr).toMatch(new RegExp(`another ultracloud \\(pid ${harness.pid}, "fresh-smoke"`));
       harness.kill('SIGKILL');
       await harness;
       const stop = await cli(['stop', '--timeout', '10'], { env, timeout: 120_000 });

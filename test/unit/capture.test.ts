@@ -23,7 +23,7 @@ describe('hardware-smoke capture', () => {
     const log = path.join(w, 'sol.log');
     const out = createWriteStream(log);
     const filler = `${'x'.repeat(1023)}\n`.repeat(1024); // 1 MiB
-    out.write(markers.split('\n').slice(0, 3).join('\n') + '\n');
+    out.write(`${markers.split('\n').slice(0, 3).join('\n')}\n`);
     for (let i = 0; i < 40; i++) out.write(filler);
     out.write(markers.split('\n').slice(3).join('\n'));
     await new Promise((r) => out.end(r));

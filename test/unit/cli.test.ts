@@ -70,4 +70,36 @@ describe('CLI hygiene', () => {
     expect(r.stderr).toMatch(/::error title=hardware-smoke: markers::machine: the log ends before phone-home-ok/);
     expect(readFileSync(summary, 'utf8')).toMatch(/^# hardware-smoke capture .*: FAILED/);
   });
+
+  it('`start --nodes ,` names no node: exit 2 before anything is built', async () => {
+    const work = mkdtempSync(path.join(os.tmpdir(), 'uc-nodes-'));
+    const r = await cli(['--work-root', work, 'start', '--nodes', ',']);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain('--nodes names no node');
+  });
+
+  it('credentials inside --iso-url or --bmc never reach the evidence', async () => {
+    const { redactCredentials } = await import('../../src/core/redact.js');
+    expect(redactCredentials('--bmc https://admin:hunter2@bmc.example/redfish')).toBe('--bmc https://***:***@bmc.example/redfish');
+    expect(redactCredentials('http://files.example/uc.iso')).toBe('http://files.example/uc.iso');
+    const work = mkdtempSync(path.join(os.tmpdir(), 'uc-redact-'));
+    const r = await cli([
+      '--work-root',
+      work,
+      '--json',
+      'hardware-smoke',
+      'preflight',
+      '--transport',
+      'redfish',
+      '--iso-url',
+      'http://user:s3cret@files.example/uc.iso',
+      '--bmc',
+      'https://root:t0psecret@bmc.example',
+    ]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const transport = readFileSync(path.join(JSON.parse(r.stdout).dir, 'transport.json'), 'utf8');
+    expect(transport).toContain('***');
+    expect(transport).not.toMatch(/s3cret|t0psecret/);
+    expect(r.stdout + r.stderr).not.toMatch(/s3cret|t0psecret/);
+  }, 120_000);
 });

@@ -93,14 +93,14 @@ describe('run reports', () => {
       page.on('request', (r) => requests.push(r.url()));
       await page.goto(`file://${path.join(dir, 'report.html')}`);
       expect(await page.title()).toBe('fresh-smoke --inject unit-masked: failed');
-      expect(await page.locator('#status').innerText()).toBe('FAILED');
+      expect(await page.locator('#status').textContent()).toBe('FAILED');
       expect(await page.locator('tr.step').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-step')))).toEqual([
         'image',
         'boot',
         'readiness',
         'control-plane-formation',
       ]);
-      expect(await page.locator('tr.step.failed pre').innerText()).toContain('iam.service is masked');
+      expect(await page.locator('tr.step.failed pre').textContent()).toContain('iam.service is masked');
       // Bars: three steps that ran, two node boots, one fault.
       expect(await page.locator('svg rect.bar').count()).toBe(6);
       expect(dialogs).toEqual([]); // the console tail's <script> stayed text

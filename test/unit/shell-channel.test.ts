@@ -33,6 +33,7 @@ describe('shell channel (one long-lived bash, framed commands)', () => {
     const { c } = channel();
     expect(await c.run('echo out; echo err >&2; exit 3')).toEqual({ code: 3, stdout: 'out\n', stderr: 'err\n' });
     await c.run('cd /; X=1'); // no state leaks from one command into the next
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell parameter expansion, not a template
     expect(await c.run('pwd; echo "${X:-unset}"')).toMatchObject({ code: 0, stdout: `${process.cwd()}\nunset\n` });
     expect((await c.run('exit 0')).code).toBe(0); // `exit` ends the command, not the shell
     const tricky = "printf '%s\\n' \"__UC_END x 0 0 0\" '$(not run)' 'a'\"'\"'b'";
