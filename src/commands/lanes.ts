@@ -52,7 +52,7 @@ function addLaneCommand(parent: Command, lane: AnyLane, word: string, fresh: boo
     .command(word)
     .description(
       fresh
-        ? `clean, build, boot every node in dependency order, run ${lane.name}, then stop (unless --keep): ${lane.description}`
+        ? `clean, build, restore the cluster from its snapshot (or boot every node in dependency order and save one), run ${lane.name}, then stop (unless --keep): ${lane.description}`
         : lane.description,
     )
     .option('--list-steps', 'print the steps (and negative controls) and exit')
