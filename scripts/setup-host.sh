@@ -63,6 +63,22 @@ if [[ ! -r $KDIR/vmlinuz ]]; then
   fi
 fi
 
+# etcd for the tests that run the lab's control APIs on this host against a real chainfire:
+# unpacked from Debian's etcd-server .deb, never installed (installing starts a host etcd).
+EDIR=/var/cache/ultracloud/etcd
+if [[ ! -x $EDIR/etcd ]]; then
+  if [[ $(id -u) -eq 0 ]]; then
+    tmp=$(mktemp -d)
+    (cd "$tmp" && apt-get download -q etcd-server 2>/dev/null) || { apt-get update -q && (cd "$tmp" && apt-get download -q etcd-server); }
+    dpkg-deb --fsys-tarfile "$tmp"/*.deb | tar -x -C "$tmp" ./usr/bin/etcd
+    mkdir -p "$EDIR" && cp "$tmp/usr/bin/etcd" "$EDIR/etcd.new" && mv "$EDIR/etcd.new" "$EDIR/etcd"
+    rm -rf "$tmp"
+    echo "setup: unpacked etcd-server's etcd to $EDIR"
+  else
+    echo "setup: no etcd at $EDIR/etcd (the control-API tests need it); run this script as root once" >&2
+  fi
+fi
+
 command -v node >/dev/null || { echo "setup: Node.js 20 is required (apt-get install nodejs npm)" >&2; exit 2; }
 major=$(node -p 'process.versions.node.split(".")[0]')
 ((major >= 20)) || { echo "setup: Node.js >= 20 required, found $(node --version)" >&2; exit 2; }

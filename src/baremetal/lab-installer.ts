@@ -10,6 +10,7 @@ import { UsageError } from '../core/errors.js';
 import { seconds } from '../core/time.js';
 import { requireTools, which } from '../host/tools.js';
 import { hashTree } from '../images/content-hash.js';
+import { initramfsTree, kernelModules, moduleLoadOrder, packInitramfs, requireStaticBusybox } from '../images/initramfs.js';
 import { pruneBuilds } from '../images/prune.js';
 
 /** Bump when the steps below change in a way the input hash cannot see. */
@@ -17,32 +18,6 @@ const BUILDER_VERSION = 1;
 
 /** Drivers the installer and the installed system need (the cloud kernel has them as modules); their dependencies come along. */
 export const GUEST_MODULES = ['virtio_pci', 'virtio_blk', 'virtio_net', 'virtio_console', 'qemu_fw_cfg'];
-
-/** An ELF64 with a PT_INTERP program header needs a dynamic loader (and a libc) at run time. */
-export function hasInterpreter(elf: Buffer): boolean {
-  if (elf.readUInt32BE(0) !== 0x7f454c46 || elf[4] !== 2) throw new Error('not an ELF64 file');
-  const phoff = Number(elf.readBigUInt64LE(0x20));
-  const size = elf.readUInt16LE(0x36);
-  const count = elf.readUInt16LE(0x38);
-  for (let i = 0; i < count; i++) if (elf.readUInt32LE(phoff + i * size) === 3) return true;
-  return false;
-}
-
-/** The modules to load, dependencies first, from each module's own `depends=` modinfo (no depmod needed). */
-export async function moduleLoadOrder(wanted: string[], modules: Record<string, string>): Promise<string[]> {
-  const order: string[] = [];
-  const visit = async (m: string, chain: string[]): Promise<void> => {
-    if (order.includes(m)) return;
-    if (chain.includes(m)) throw new Error(`module dependency cycle: ${[...chain, m].join(' -> ')}`);
-    const file = modules[m];
-    if (!file) throw new UsageError(`kernel module ${m} not found (needed by ${chain.at(-1) ?? 'the installer'})`);
-    const deps = /depends=([^\0]*)\0/.exec((await fs.readFile(file)).toString('latin1'))?.[1] ?? '';
-    for (const d of deps.split(',').filter(Boolean)) await visit(d, [...chain, m]);
-    order.push(m);
-  };
-  for (const m of wanted) await visit(m, []);
-  return order;
-}
 
 /** Where scripts/setup-host.sh unpacks Debian's cloud kernel (vmlinuz + modules/<version>/). */
 export const KERNEL_DIR = process.env.ULTRACLOUD_KERNEL_DIR ?? '/var/cache/ultracloud/kernel';
@@ -66,9 +41,7 @@ async function kernelInputs(): Promise<{ vmlinuz: string; version: string; modul
       `no kernel at ${KERNEL_DIR} (vmlinuz + modules/<version>/); run scripts/setup-host.sh as root, or set ULTRACLOUD_KERNEL_DIR`,
     );
   const version = versions[0]!;
-  const modules: Record<string, string> = {};
-  const { stdout } = await execa('find', [path.join(KERNEL_DIR, 'modules', version, 'kernel'), '-name', '*.ko']);
-  for (const f of stdout.split('\n')) modules[path.basename(f, '.ko').replaceAll('-', '_')] = f;
+  const modules = await kernelModules(path.join(KERNEL_DIR, 'modules', version, 'kernel'));
   return { vmlinuz, version, modules, load: await moduleLoadOrder(GUEST_MODULES, modules) };
 }
 
@@ -87,9 +60,7 @@ export async function buildLabInstaller(
   await requireTools('busybox', 'cpio', 'grub-mkrescue', 'xorriso');
   const k = await kernelInputs();
   const busybox = (await which('busybox'))!;
-  // An initramfs has no libc: a dynamically linked busybox (Debian's `busybox`) would not even start.
-  if (hasInterpreter(await fs.readFile(busybox)))
-    throw new UsageError(`${busybox} is dynamically linked; the installer needs a static one (apt-get install busybox-static)`);
+  await requireStaticBusybox(busybox);
   const guest = path.join(profileDir, 'baremetal', 'guest');
   const systemsDir = path.join(profileDir, 'baremetal', 'systems');
   const { contract } = loadInstallContract(profileDir);
@@ -117,18 +88,20 @@ export async function buildLabInstaller(
   try {
     const initramfs = async (name: string, init: string): Promise<string> => {
       const root = path.join(tmp, name);
-      for (const d of ['bin', 'dev', 'proc', 'sys', 'etc', 'lib/ultracloud', 'lib/modules'])
-        await fs.mkdir(path.join(root, d), { recursive: true });
-      await fs.copyFile(busybox, path.join(root, 'bin/busybox'));
-      await fs.copyFile(path.join(guest, init), path.join(root, 'init'));
-      for (const f of ['lib.sh', 'udhcpc.sh']) await fs.copyFile(path.join(guest, f), path.join(root, 'lib/ultracloud', f));
-      for (const m of k.load) await fs.copyFile(k.modules[m]!, path.join(root, 'lib/modules', `${m}.ko`));
-      await fs.writeFile(path.join(root, 'lib/modules/load-order'), `${k.load.join('\n')}\n`);
-      await fs.writeFile(path.join(root, 'etc/ultracloud-installer-version'), `${id}\n`);
-      await execa('chmod', ['-R', 'u+w,a+rX', root]);
-      await execa('chmod', ['755', path.join(root, 'init'), path.join(root, 'bin/busybox'), path.join(root, 'lib/ultracloud/udhcpc.sh')]);
+      await initramfsTree(root, {
+        busybox,
+        init: path.join(guest, init),
+        modules: k.modules,
+        load: k.load,
+        files: {
+          'lib/ultracloud/lib.sh': await fs.readFile(path.join(guest, 'lib.sh')),
+          'lib/ultracloud/udhcpc.sh': await fs.readFile(path.join(guest, 'udhcpc.sh')),
+          'etc/ultracloud-installer-version': `${id}\n`,
+        },
+      });
+      await execa('chmod', ['755', path.join(root, 'lib/ultracloud/udhcpc.sh')]);
       const file = path.join(tmp, `${name}.img`);
-      await execa('sh', ['-c', 'cd "$1" && find . | cpio -o -H newc --quiet -R 0:0 | gzip -1 > "$2"', 'sh', root, file]);
+      await packInitramfs(root, file);
       return file;
     };
     const installerImg = await initramfs('installer', 'installer-init');

@@ -16,7 +16,7 @@ export interface HealthFinding {
 
 /** Kernel lines that mean the node is unwell, whatever the lane is doing. */
 export const KERNEL_TROUBLE =
-  /Kernel panic|Oops:|BUG: |blocked for more than [0-9]+ seconds|hung_task|Out of memory: Killed process|oom-kill:|invoked oom-killer/;
+  /Kernel panic|Oops:|\bBUG: |blocked for more than [0-9]+ seconds|hung_task|Out of memory: Killed process|oom-kill:|invoked oom-killer/;
 
 export const LIMITS = { diskFailPct: 95, diskWarnPct: 90, inodeFailPct: 95, clockWarnS: 2, clockFailS: 30 };
 

@@ -160,9 +160,12 @@ export class Node {
 
   // --- services ----------------------------------------------------------------------------
 
-  /** A host port that reaches `port` on this node's loopback (ssh port forwarding on the pooled connection). */
-  forward(port: number): Promise<number> {
-    return this.cluster.pool.forward(this.name, () => this.target(), port);
+  /**
+   * A host port that reaches `port` on this node's loopback, or on `host` as this node reaches it
+   * (a VM on a tenant network), by ssh port forwarding on the pooled connection.
+   */
+  forward(port: number, host = '127.0.0.1'): Promise<number> {
+    return this.cluster.pool.forward(this.name, () => this.target(), port, host);
   }
 
   /**
@@ -179,9 +182,9 @@ export class Node {
     return ['-i', this.cluster.key.privateKey, '-p', String(t.port), ...opts, 'root@127.0.0.1'];
   }
 
-  /** Base URL of an HTTP service on this node, as seen from inside it. */
-  async url(port: number): Promise<string> {
-    return `http://127.0.0.1:${await this.forward(port)}`;
+  /** Base URL of an HTTP service on this node (or on `host` as this node reaches it), as seen from inside it. */
+  async url(port: number, host?: string): Promise<string> {
+    return `http://127.0.0.1:${await this.forward(port, host)}`;
   }
 
   /** systemd's view of units: ActiveState per unit (active, inactive, failed, activating, ...). */

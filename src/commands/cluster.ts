@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, fstatSync } from 'node:fs';
+import { buffer } from 'node:stream/consumers';
 import { type Command, Option } from 'commander';
 import { stopLeftoverChassis } from '../baremetal/chassis.js';
 import { Cluster } from '../cluster/cluster.js';
@@ -118,13 +119,16 @@ export function registerCluster(program: Command): void {
     .description('open a shell on a node, or run a command there and return its exit code')
     .argument('<node>')
     .argument('[command...]', "command to run (after --); as with ssh, the words are joined and run by the node's shell")
+    .option('--stdin', "send this command's standard input to the remote command (a redirected file is always sent)")
     .action(
-      action(async (name: string, command: string[], _o: object, cmd: Command) => {
+      action(async (name: string, command: string[], o: { stdin?: boolean }, cmd: Command) => {
         const ctx = withProfile(globals(cmd));
         const cluster = await openCluster(ctx, 'ssh');
         const node = await runningNode(cluster, name);
         if (command.length > 0) {
-          const r = await node.exec(command.join(' '), { timeoutMs: 0 });
+          // `< file` is sent as ssh would; a pipe only with --stdin (an idle inherited pipe would block forever).
+          const stdin = o.stdin || fstatSync(0).isFile() ? await buffer(process.stdin) : undefined;
+          const r = await node.exec(command.join(' '), { timeoutMs: 0, ...(stdin !== undefined ? { stdin } : {}) });
           process.stdout.write(r.stdout);
           process.stderr.write(r.stderr);
           return r.code;

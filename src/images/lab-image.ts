@@ -13,12 +13,14 @@ import { pidAlive, spawnGroup } from '../core/proc.js';
 import { onCleanup } from '../core/shutdown.js';
 import { runStamp, seconds } from '../core/time.js';
 import { mountsUnder, unmountUnder } from '../core/work-root.js';
+import { probeBootSector } from '../host/accel-probe-sector.js';
 import { requireTools } from '../host/tools.js';
 import { hashTree } from './content-hash.js';
+import { initramfsTree, kernelModules, moduleLoadOrder, packInitramfs, requireStaticBusybox } from './initramfs.js';
 import type { BootArtifacts, BuiltImages } from './types.js';
 
 /** Bump when the build steps below change in a way the recipe hash cannot see. */
-const BUILDER_VERSION = 3;
+const BUILDER_VERSION = 4;
 
 export const LabRecipe = z.strictObject({
   suite: z.string(),
@@ -271,4 +273,36 @@ async function customizeRootfs(rootfs: string, recipeDir: string, recipe: LabRec
     const r = await ctl(verb, units);
     if (r && r.exitCode !== 0 && verb === 'enable') throw new Error(`systemctl --root enable ${units.join(' ')} failed: ${r.stderr}`);
   }
+  await buildInnerGuest(rootfs);
+}
+
+/** What the VMs a worker hosts boot: the image's own kernel, and an initramfs from its static busybox and modules. */
+export const INNER_GUEST_DIR = 'usr/local/lib/ultracloud/inner-guest';
+const INNER_GUEST_MODULES = ['virtio_pci', 'virtio_net', 'virtio_blk'];
+
+/** When the overlay carries the inner guest's init, build its kernel + initrd into the image (nothing to build at boot). */
+async function buildInnerGuest(rootfs: string): Promise<void> {
+  const dir = path.join(rootfs, INNER_GUEST_DIR);
+  if (!existsSync(path.join(dir, 'init'))) return;
+  const busybox = path.join(rootfs, 'bin/busybox');
+  if (!existsSync(busybox)) throw new UsageError(`the inner guest needs a static busybox in the image: add busybox-static to the recipe`);
+  await requireStaticBusybox(busybox);
+  const kernel = (await fs.readdir(path.join(rootfs, 'boot'))).find((f) => f.startsWith('vmlinuz-'));
+  if (!kernel) throw new Error('no kernel in the rootfs for the inner guest');
+  const version = kernel.slice('vmlinuz-'.length);
+  const modules = await kernelModules(path.join(rootfs, 'lib/modules', version, 'kernel'));
+  const tree = path.join(rootfs, 'tmp/inner-guest-initramfs');
+  await initramfsTree(tree, {
+    busybox,
+    init: path.join(dir, 'init'),
+    modules,
+    load: await moduleLoadOrder(INNER_GUEST_MODULES, modules),
+    files: { 'etc/udhcpc.sh': await fs.readFile(path.join(dir, 'udhcpc.sh')) },
+  });
+  await execa('chmod', ['755', path.join(tree, 'etc/udhcpc.sh')]);
+  await packInitramfs(tree, path.join(dir, 'initrd.img'));
+  await fs.rm(tree, { recursive: true, force: true });
+  await fs.copyFile(path.join(rootfs, 'boot', kernel), path.join(dir, 'vmlinuz'));
+  // The boot sector the host's accelerator probe runs: a worker's agent asks the same question of its own KVM.
+  await fs.writeFile(path.join(dir, 'accel-probe.img'), probeBootSector());
 }

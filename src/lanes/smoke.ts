@@ -1,6 +1,9 @@
 import { iamWrongKey } from '../faults/signing-key.js';
 import { pick } from '../faults/targets.js';
 import { unitMasked, unitStopped } from '../faults/units.js';
+import { silentVmImage } from '../faults/vm-image.js';
+import { vxlanPeerRemoved } from '../faults/vxlan-peer.js';
+import { agentFrozen } from '../faults/worker-agent.js';
 import { type ClusterEnv, clusterLane } from './lane.js';
 import { controlPlaneFormation } from './steps/control-plane-formation.js';
 import { externalEntrypoints } from './steps/external-entrypoints.js';
@@ -9,20 +12,63 @@ import { leaderPowerCut } from './steps/leader-power-cut.js';
 import { protocolSurfaces } from './steps/protocol-surfaces.js';
 import { readiness } from './steps/readiness.js';
 import { replicatedState } from './steps/replicated-state.js';
+import { serviceHealth } from './steps/service-health.js';
 import { newRunState, type RunState } from './steps/state.js';
+import { laneTenants, sweepTenant } from './steps/tenants.js';
+import { vmNetworkBinding } from './steps/vm-network-binding.js';
+import { workerVirtualization } from './steps/worker-virtualization.js';
 
-type SmokeCtx = ClusterEnv<'chainfire' | 'flaredb' | 'flaredb-http' | 'iam' | 'apigateway' | 'nightlight' | 'creditservice'> & {
+type SmokeCtx = ClusterEnv<
+  | 'chainfire'
+  | 'flaredb'
+  | 'flaredb-http'
+  | 'iam'
+  | 'apigateway'
+  | 'nightlight'
+  | 'creditservice'
+  | 'plasmavmc'
+  | 'plasmavmc-agent'
+  | 'prismnet'
+  | 'prismnet-agent'
+> & {
   state: RunState;
 };
 
-/** The smoke lane: the cluster formed, answers on every surface, replicates, authenticates, and survives losing its leader. */
+/**
+ * The smoke lane: the cluster formed, answers on every surface, replicates, authenticates, hosts
+ * VMs on its workers on tenant networks, and survives losing its leader.
+ */
 export const smoke = clusterLane<SmokeCtx>()({
   name: 'smoke',
-  description: 'readiness, control-plane formation, protocol surfaces, replication, iam tokens, external entrypoints, a leader power cut',
+  description:
+    'readiness, control-plane formation, protocol surfaces, replication, iam tokens, external entrypoints, VM hosting on the workers, a leader power cut',
   kind: 'cluster',
-  services: ['chainfire', 'flaredb', 'flaredb-http', 'iam', 'apigateway', 'nightlight', 'creditservice'],
+  services: [
+    'chainfire',
+    'flaredb',
+    'flaredb-http',
+    'iam',
+    'apigateway',
+    'nightlight',
+    'creditservice',
+    'plasmavmc',
+    'plasmavmc-agent',
+    'prismnet',
+    'prismnet-agent',
+  ],
   context: (env) => ({ ...env, state: newRunState() }),
-  steps: [readiness, controlPlaneFormation, protocolSurfaces, replicatedState, iamTokens, externalEntrypoints, leaderPowerCut],
+  steps: [
+    readiness,
+    controlPlaneFormation,
+    protocolSurfaces,
+    replicatedState,
+    iamTokens,
+    externalEntrypoints,
+    serviceHealth,
+    workerVirtualization,
+    vmNetworkBinding,
+    leaderPowerCut,
+  ],
   controls: {
     'unit-masked': {
       description: 'mask and stop iam on the second iam node',
@@ -39,5 +85,36 @@ export const smoke = clusterLane<SmokeCtx>()({
       breaks: 'iam-tokens',
       fault: ({ services: { iam } }) => iamWrongKey(iam, pick(iam.nodes(), 'last', 'iam-wrong-key')),
     },
+    'plasmavmc-agent-stopped': {
+      description: 'stop (SIGSTOP) the plasmavmc agent on the last worker: its unit stays active, its registration lapses',
+      breaks: 'service-health',
+      fault: ({ services }) => {
+        const agent = services['plasmavmc-agent'];
+        return agentFrozen(agent, pick(agent.nodes(), 'last', 'plasmavmc-agent-stopped'));
+      },
+    },
+    'vxlan-peer-removed': {
+      description: "remove the first worker's VXLAN flood entry for the last worker (kept removed while the fault lasts)",
+      breaks: 'vm-network-binding',
+      fault: ({ services }) => {
+        const agent = services['prismnet-agent'];
+        const [first, last] = [pick(agent.nodes(), 'first', 'vxlan-peer-removed'), pick(agent.nodes(), 'last', 'vxlan-peer-removed')];
+        return vxlanPeerRemoved(agent, first, last);
+      },
+    },
+    'vm-image-silent': {
+      description: 'boot VMs from an image whose userspace never prints its ready marker',
+      breaks: 'worker-virtualization',
+      fault: (ctx) =>
+        silentVmImage(ctx.services['plasmavmc-agent'].nodes(), ctx.services.plasmavmc.params.image, (image) => {
+          ctx.state.vmImage = image ?? undefined;
+        }),
+    },
+  },
+  /** VMs, ports and networks a failed step left are removed (the lane's tenants are fixed names). */
+  teardown: async ({ state, services: { iam, plasmavmc, prismnet } }) => {
+    if (!state.hosted) return;
+    const t = await laneTenants(iam, 'smoke');
+    for (const who of [t.a, t.b]) await sweepTenant(who, plasmavmc, prismnet);
   },
 });

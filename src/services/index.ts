@@ -9,7 +9,10 @@ import { flaredb } from './flaredb.js';
 import { flaredbHttp } from './flaredb-http.js';
 import { iam } from './iam.js';
 import { nightlight } from './nightlight.js';
+import { plasmavmc } from './plasmavmc.js';
+import { prismnet } from './prismnet.js';
 import { ServiceContext, type ServiceModule } from './service.js';
+import { plasmavmcAgent, prismnetAgent } from './worker-agent.js';
 
 /** Every service the harness speaks to, by its profile name: add a module, add it here. */
 export const SERVICES = {
@@ -20,6 +23,10 @@ export const SERVICES = {
   apigateway,
   nightlight,
   creditservice,
+  plasmavmc,
+  'plasmavmc-agent': plasmavmcAgent,
+  prismnet,
+  'prismnet-agent': prismnetAgent,
 } as const;
 
 export type ServiceName = keyof typeof SERVICES;

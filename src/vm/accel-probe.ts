@@ -6,24 +6,9 @@ import { z } from 'zod';
 import { writeFileAtomic } from '../core/atomic.js';
 import { UsageError } from '../core/errors.js';
 import { within } from '../core/time.js';
+import { PROBE_MARKER, PROBE_START, probeBootSector } from '../host/accel-probe-sector.js';
 
-/**
- * `/dev/kvm` existing proves nothing: on these machines a KVM guest runs its first I/O exits
- * and then stalls on real work, so a kernel never gets past its setup code. The probe is a
- * 512-byte boot sector (accel-probe.S, assembled below) that prints a start marker, enters
- * long mode, runs a bounded CPU loop and prints the OK marker. Only the OK marker within
- * the deadline counts as "usable".
- */
-export const PROBE_START = 'ULTRACLOUD_ACCEL_START';
-export const PROBE_MARKER = 'ULTRACLOUD_ACCEL_OK';
-
-/** `as --64 accel-probe.S && objcopy -O binary -j .text`; test/unit/accel-probe.test.ts re-assembles and compares. */
-const PROBE_SECTOR_B64 =
-  '+jHAjtiOwI7QvAB8vrt86BQADwEWCH0PIMBmg8gBDyLA6jJ8CAC6+AOshMB0A+7r+MNmuBAAjtiOwI7QvwAQAAAxwLkADAAA86vHBQAQAAADIAAAxwUAIAAAAzAAAMcFADAAAIMAAAAPIOCDyCAPIuC4ABAAAA8i2LmAAADADzINAAEAAA8wDyDADQAAAIAPIsDqmXwAABgASMfBAAAABEj/yXX7SI01JwAAAGa6+AOshMB0A+7r+PTr/VVMVFJBQ0xPVURfQUNDRUxfU1RBUlQKAFVMVFJBQ0xPVURfQUNDRUxfT0sKAAAAAAAAAAAA//8AAACazwD//wAAAJLPAP//AAAAmq8AHwDofAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAVao=';
-
-export function probeBootSector(): Buffer {
-  return Buffer.from(PROBE_SECTOR_B64, 'base64');
-}
+export { PROBE_MARKER, PROBE_START, probeBootSector } from '../host/accel-probe-sector.js';
 
 export const AccelResult = z.object({ usable: z.boolean(), reason: z.string(), ms: z.number() });
 export type AccelResult = z.infer<typeof AccelResult>;

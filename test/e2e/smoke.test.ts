@@ -39,7 +39,7 @@ describe('smoke lane (six real guests)', () => {
     expect(processesMentioning(E2E)).toEqual([]);
   }, 400_000);
 
-  it('fresh-smoke --cold-boot goes green: image, a real boot, a saved snapshot and the seven steps, with evidence, node logs and junit', async () => {
+  it('fresh-smoke --cold-boot goes green: image, a real boot, a saved snapshot and the ten steps, with evidence, node logs and junit', async () => {
     const r = await run(['fresh-smoke', '--cold-boot', '--keep']);
     const { dir, result } = ownRun(r.stdout);
     expect(r.exitCode, why(r, result)).toBe(0);
@@ -52,10 +52,21 @@ describe('smoke lane (six real guests)', () => {
       ['image', 'boot', 'snapshot', ...SMOKE_STEPS].map((s) => [s, s === 'snapshot' ? 'any' : 'passed']),
     );
     expect(result.events.map((e) => e.kind)).toEqual(expect.arrayContaining(['fault', 'heal']));
-    for (const f of ['junit.xml', 'run.log', 'faults.json', 'fault.json', 'external.json', 'flaredb-replication.json', 'boot.json'])
+    for (const f of [
+      'junit.xml',
+      'run.log',
+      'faults.json',
+      'fault.json',
+      'external.json',
+      'flaredb-replication.json',
+      'boot.json',
+      'service-health.json',
+      'worker-virtualization.json',
+      'vm-network-binding.json',
+    ])
       expect(existsSync(path.join(dir, f)), f).toBe(true);
     for (const n of ['node01', 'node06']) expect(readFileSync(path.join(dir, 'nodes', n, 'journal.txt'), 'utf8')).toMatch(/systemd/);
-    expect(readFileSync(path.join(dir, 'junit.xml'), 'utf8')).toMatch(/tests="10" failures="0"/);
+    expect(readFileSync(path.join(dir, 'junit.xml'), 'utf8')).toMatch(/tests="13" failures="0"/);
   }, 2_400_000);
 
   it('fresh-smoke with the snapshot restores the cluster in seconds, clocks within 2 s of the host, and goes green', async () => {
@@ -98,6 +109,13 @@ describe('smoke lane (six real guests)', () => {
     ['unit-masked', 'readiness', /node02: expected unit\(s\) cannot start: iam\.service is masked/],
     ['flaredb-standby-stopped', 'control-plane-formation', /not streaming: node03/],
     ['iam-wrong-key', 'iam-tokens', /was refused by node03 .*invalid signature/],
+    [
+      'plasmavmc-agent-stopped',
+      'service-health',
+      /plasmavmc-agent\.service on node05 does not answer \/health .*state T \(stopped by a signal/,
+    ],
+    ['vm-image-silent', 'worker-virtualization', /the kernel started \/init .* ago but the image printed no ULTRACLOUD_INNER_READY/],
+    ['vxlan-peer-removed', 'vm-network-binding', /cause: node04: pnx\d+ has no VXLAN flood entry for node05 \(10\.100\.0\.22\)/],
   ];
   for (const [inject, step, cause] of controls) {
     it(`--inject ${inject} turns ${step} red and names the cause, then heals`, async () => {
@@ -119,6 +137,20 @@ describe('smoke lane (six real guests)', () => {
     expect(r.exitCode, why(r, result)).toBe(0);
     expect(result.steps.every((s) => s.status === 'passed')).toBe(true);
   }, 1_000_000);
+
+  it('after the lane deleted its VMs, no worker has a VM unit or a tap left (as `ultracloud ssh` shows them)', async () => {
+    for (const node of ['node04', 'node05']) {
+      const units = await cli(['ssh', node, '--', 'systemctl', 'list-units', '--all', '--no-legend', "'plasmavmc-vm*'"], {
+        env,
+        timeout: 60_000,
+      });
+      expect(units.exitCode, units.stderr).toBe(0);
+      expect(units.stdout.trim(), node).toBe('');
+      const links = await cli(['ssh', node, '--', 'ip', '-br', 'link'], { env, timeout: 60_000 });
+      expect(links.stdout, node).toMatch(/^eth0 /m);
+      expect(links.stdout, node).not.toMatch(/^pnt/m);
+    }
+  }, 200_000);
 
   it("a failed fresh-smoke --inject unit-masked leaves every node's console and journal in its run dir, and stops the cluster", async () => {
     const r = await run(['fresh-smoke', '--inject', 'unit-masked']);

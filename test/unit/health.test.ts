@@ -37,7 +37,13 @@ describe('node health judgement', () => {
       'Out of memory: Killed process 311 (postgres)',
     ])
       expect(KERNEL_TROUBLE.test(l), l).toBe(true);
-    for (const l of ['etcd[243]: server is likely overloaded', 'systemd[1]: Started iam.service', 'BUGS: none'])
+    for (const l of [
+      'etcd[243]: server is likely overloaded',
+      'systemd[1]: Started iam.service',
+      'BUGS: none',
+      // sshd logs this when a client goes away mid-session: "DEBUG: " is not "BUG: ".
+      'sshd[269]: fatal: ssh_packet_send_debug: send DEBUG: Broken pipe',
+    ])
       expect(KERNEL_TROUBLE.test(l), l).toBe(false);
   });
 });

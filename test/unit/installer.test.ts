@@ -2,7 +2,8 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { GUEST_MODULES, hasInterpreter, KERNEL_DIR, moduleLoadOrder } from '../../src/baremetal/lab-installer.js';
+import { GUEST_MODULES, KERNEL_DIR } from '../../src/baremetal/lab-installer.js';
+import { hasInterpreter, moduleLoadOrder } from '../../src/images/initramfs.js';
 
 describe('lab installer inputs', () => {
   it('tells a static busybox from a dynamically linked binary by its ELF program headers', () => {

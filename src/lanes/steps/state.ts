@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import type { Vm, VmImage } from '../../services/plasmavmc.js';
+import type { Network } from '../../services/prismnet.js';
+import type { TenantToken } from '../../services/tenant-api.js';
 
 /** What one run of a lane writes, so later steps can find it (typed lane state, not closures). */
 export interface RunState {
@@ -6,6 +9,10 @@ export interface RunState {
   runId: string;
   /** Set by replicated-state: the row external-entrypoints reads back through the gateway. */
   written?: { chainfireKey: string; flaredbKey: string; value: string };
+  /** The image VMs boot; a negative control swaps in one that never says it is ready. */
+  vmImage?: VmImage;
+  /** Set by worker-virtualization: the tenant's network and its VM on each worker, which vm-network-binding goes on with. */
+  hosted?: { tenant: TenantToken; other: TenantToken; image: string; network: Network; vms: Vm[] };
 }
 
 export function newRunState(): RunState {

@@ -1,10 +1,10 @@
 // creditservice (lab): quota, wallet, reservation and admission endpoints; every mutating call
 // must carry a bearer token that iam (on the control plane) verifies.
 'use strict';
-const { serve, request } = require('./http-json.js');
+const { serve } = require('./http-json.js');
+const { guarded, IAM } = require('./iam-auth.js');
 
 const PORT = Number(process.env.CREDIT_PORT || 8090);
-const IAM = (process.env.IAM_ENDPOINTS || 'http://127.0.0.1:8080').split(' ');
 const DEFAULT_QUOTA = Number(process.env.CREDIT_DEFAULT_QUOTA || 100);
 const tenants = new Map(); // tenant -> { quota, wallet, reserved, reservations: [] }
 let nextId = 1;
@@ -12,30 +12,6 @@ let nextId = 1;
 const tenant = (name) => {
   if (!tenants.has(name)) tenants.set(name, { quota: DEFAULT_QUOTA, wallet: 0, reserved: 0, reservations: [] });
   return tenants.get(name);
-};
-
-/** Ask iam (any control-plane node that answers) whether the caller's token is valid. */
-async function authorize(req) {
-  const auth = req.headers.authorization || '';
-  if (!auth.startsWith('Bearer ')) return { ok: false, status: 401, reason: 'missing bearer token' };
-  let lastErr = 'no iam endpoint answered';
-  for (const base of IAM) {
-    try {
-      const r = await request('POST', `${base}/v1/verify`, { token: auth.slice(7) });
-      if (r.status === 200) return { ok: true, claims: r.body.claims };
-      if (r.status === 401) return { ok: false, status: 401, reason: `iam refused the token: ${r.body.reason}` };
-      lastErr = `iam ${base} answered ${r.status}`;
-    } catch (e) {
-      lastErr = `iam ${base}: ${e.message}`;
-    }
-  }
-  return { ok: false, status: 503, reason: lastErr };
-}
-
-const guarded = (fn) => async (req, params, body, url) => {
-  const a = await authorize(req);
-  if (!a.ok) return [a.status, { error: a.reason }];
-  return fn(req, params, body, url, a.claims);
 };
 
 serve('creditservice', PORT, {
@@ -54,7 +30,7 @@ serve('creditservice', PORT, {
     t.wallet += Number(body.amount || 0);
     return [200, { tenant: p.tenant, balance: t.wallet }];
   }),
-  'POST /v1/reservations': guarded(async (_r, _p, body, _u, claims) => {
+  'POST /v1/reservations': guarded(async (_r, _p, body, _u, { claims }) => {
     const t = tenant(String(body.tenant));
     const amount = Number(body.amount);
     if (!(amount > 0)) return [400, { error: 'amount must be > 0' }];

@@ -8,16 +8,41 @@ function send(res, status, body) {
   res.end(data);
 }
 
+/** An error a handler throws to answer `status` with `message` (e.g. 400 naming the field). */
+const fail = (status, message) => Object.assign(new Error(message), { status });
+const MAX_BODY = 1 << 20;
+
 function readJson(req) {
   return new Promise((resolve, reject) => {
     let raw = '';
-    req.on('data', (d) => (raw += d));
+    req.on('data', (d) => {
+      raw += d;
+      if (raw.length > MAX_BODY) {
+        reject(fail(413, `body larger than ${MAX_BODY} bytes`));
+        req.destroy();
+      }
+    });
     req.on('end', () => {
       if (!raw) return resolve({});
-      try { resolve(JSON.parse(raw)); } catch (e) { reject(Object.assign(new Error('body is not JSON'), { status: 400 })); }
+      let body;
+      try { body = JSON.parse(raw); } catch { return reject(fail(400, 'body is not JSON')); }
+      if (body === null || typeof body !== 'object' || Array.isArray(body)) return reject(fail(400, 'body must be a JSON object'));
+      resolve(body);
     });
     req.on('error', reject);
   });
+}
+
+/**
+ * Check one body field: `test(value)` true or a 400 naming the field. Returns the value, or
+ * `fallback` when the field is absent and a fallback is given.
+ */
+function field(body, name, test, expected, fallback) {
+  const v = body[name];
+  if (v === undefined && fallback !== undefined) return fallback;
+  if (v === undefined) throw fail(400, `${name} is required (${expected})`);
+  if (!test(v)) throw fail(400, `${name} must be ${expected}, got ${JSON.stringify(v).slice(0, 80)}`);
+  return v;
 }
 
 /** routes: { 'GET /health': async (req, params, body) => [status, json] }, with :name path params. */
@@ -69,4 +94,4 @@ function request(method, url, body, headers = {}) {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-module.exports = { serve, request, sleep, send };
+module.exports = { serve, request, sleep, send, fail, field };

@@ -1,0 +1,187 @@
+// chainfire (etcd v3) through its JSON gateway, for the lab's small services: the one place their
+// state lives. Every call tries each endpoint in turn; an unreachable store is a 503 to callers.
+'use strict';
+const http = require('node:http');
+const { request, sleep } = require('./http-json.js');
+
+const b64 = (s) => Buffer.from(s).toString('base64');
+const unb64 = (s) => Buffer.from(s || '', 'base64').toString();
+/** The range end that selects every key under `prefix` (its last byte plus one). */
+const prefixEnd = (prefix) => {
+  const b = Buffer.from(prefix);
+  b[b.length - 1] += 1;
+  return b.toString('base64');
+};
+const unavailable = (msg) => Object.assign(new Error(`chainfire unavailable: ${msg}`), { status: 503 });
+
+class Chainfire {
+  /** endpoints: base URLs (http://ip:2379), tried in order starting from the last one that answered. */
+  constructor(endpoints) {
+    this.endpoints = endpoints;
+    this.next = 0;
+  }
+
+  async call(path, body) {
+    let last = 'no endpoint';
+    for (let n = 0; n < this.endpoints.length; n++) {
+      const i = (this.next + n) % this.endpoints.length;
+      try {
+        const r = await request('POST', `${this.endpoints[i]}${path}`, body);
+        if (r.status === 200) {
+          this.next = i;
+          return r.body;
+        }
+        last = `${this.endpoints[i]}${path} answered ${r.status} ${JSON.stringify(r.body).slice(0, 200)}`;
+      } catch (e) {
+        last = `${this.endpoints[i]}: ${e.message}`;
+      }
+    }
+    throw unavailable(last);
+  }
+
+  async get(key) {
+    const kv = (await this.call('/v3/kv/range', { key: b64(key) })).kvs?.[0];
+    return kv ? { value: JSON.parse(unb64(kv.value)), modRevision: kv.mod_revision } : null;
+  }
+
+  /** Every value under a prefix, in key order. */
+  async list(prefix) {
+    const r = await this.call('/v3/kv/range', { key: b64(prefix), range_end: prefixEnd(prefix) });
+    return (r.kvs || []).map((kv) => ({ key: unb64(kv.key), value: JSON.parse(unb64(kv.value)), modRevision: kv.mod_revision }));
+  }
+
+  async put(key, value, lease) {
+    await this.call('/v3/kv/put', { key: b64(key), value: b64(JSON.stringify(value)), ...(lease ? { lease } : {}) });
+  }
+
+  async del(key) {
+    await this.call('/v3/kv/deleterange', { key: b64(key) });
+  }
+
+  /** Put only if the key does not exist yet; false when it does. */
+  async create(key, value) {
+    const r = await this.call('/v3/kv/txn', {
+      compare: [{ key: b64(key), target: 'CREATE', create_revision: '0' }],
+      success: [{ request_put: { key: b64(key), value: b64(JSON.stringify(value)) } }],
+    });
+    return r.succeeded === true;
+  }
+
+  /** Put only if the key is unchanged since `modRevision` (optimistic concurrency); false otherwise. */
+  async update(key, value, modRevision) {
+    const r = await this.call('/v3/kv/txn', {
+      compare: [{ key: b64(key), target: 'MOD', mod_revision: String(modRevision) }],
+      success: [{ request_put: { key: b64(key), value: b64(JSON.stringify(value)) } }],
+    });
+    return r.succeeded === true;
+  }
+
+  /** Delete only if unchanged since `modRevision`. */
+  async remove(key, modRevision) {
+    const r = await this.call('/v3/kv/txn', {
+      compare: [{ key: b64(key), target: 'MOD', mod_revision: String(modRevision) }],
+      success: [{ request_delete_range: { key: b64(key) } }],
+    });
+    return r.succeeded === true;
+  }
+
+  async grant(ttlSeconds) {
+    return (await this.call('/v3/lease/grant', { TTL: String(ttlSeconds) })).ID;
+  }
+
+  /** Remaining TTL after the refresh; 0 when the lease is gone. */
+  async keepalive(id) {
+    const r = await this.call('/v3/lease/keepalive', { ID: id });
+    return Number(r.result?.TTL || 0);
+  }
+
+  /**
+   * Keep `key` = value alive under a lease (a registration): re-granted and re-put whenever the
+   * lease lapsed (a hung or partitioned holder comes back registered again).
+   */
+  register(key, value, ttlSeconds, log = console.error) {
+    let lease = null;
+    const beat = async () => {
+      try {
+        if (lease && (await this.keepalive(lease)) > 0) return;
+        lease = await this.grant(ttlSeconds);
+        await this.put(key, typeof value === 'function' ? value() : value, lease);
+        log(`registered ${key} (lease ${lease}, ttl ${ttlSeconds}s)`);
+      } catch (e) {
+        lease = null;
+        log(`registration ${key}: ${e.message}`);
+      }
+    };
+    void beat();
+    return setInterval(beat, Math.max(1000, (ttlSeconds * 1000) / 3));
+  }
+
+  /** Call onChange (no arguments) after every change under one of the prefixes; reconnects forever. */
+  watch(prefixes, onChange) {
+    const one = async (prefix) => {
+      for (;;) {
+        const base = this.endpoints[this.next];
+        await new Promise((resolve) => {
+          const req = http.request(`${base}/v3/watch`, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+            let buf = '';
+            res.on('data', (d) => {
+              buf += d;
+              let nl = buf.indexOf('\n');
+              while (nl >= 0) {
+                const line = buf.slice(0, nl);
+                buf = buf.slice(nl + 1);
+                if (line.includes('"events"')) onChange();
+                nl = buf.indexOf('\n');
+              }
+            });
+            res.on('end', resolve);
+            res.on('error', resolve);
+          });
+          req.on('error', () => {
+            this.next = (this.next + 1) % this.endpoints.length;
+            resolve();
+          });
+          req.end(JSON.stringify({ create_request: { key: b64(prefix), range_end: prefixEnd(prefix) } }));
+        });
+        onChange(); // a change may have been missed while reconnecting
+        await sleep(1000);
+      }
+    };
+    for (const p of prefixes) void one(p);
+  }
+}
+
+/** The endpoints a node reaches chainfire at: CHAINFIRE_ENDPOINTS, or the local member. */
+const chainfire = () => new Chainfire((process.env.CHAINFIRE_ENDPOINTS || 'http://127.0.0.1:2379').split(' ').filter(Boolean));
+
+/**
+ * Run `fn` (the whole reconcile pass) serially: after changes (coalesced), and every `resyncMs`
+ * to repair drift. A failed pass is logged and retried on the next trigger.
+ */
+function reconciler(name, fn, resyncMs = 30000) {
+  let running = false;
+  let again = false;
+  const trigger = async () => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    do {
+      again = false;
+      try {
+        await fn();
+      } catch (e) {
+        console.error(`${name}: reconcile failed: ${e.stack || e.message}`);
+        await sleep(1000);
+        again = true;
+      }
+    } while (again);
+    running = false;
+  };
+  setInterval(trigger, resyncMs);
+  void trigger();
+  return trigger;
+}
+
+module.exports = { Chainfire, chainfire, reconciler };

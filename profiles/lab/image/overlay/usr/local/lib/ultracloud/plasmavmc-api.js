@@ -1,0 +1,154 @@
+// plasmavmc (lab) control API: images, VMs and the workers that host them, state in chainfire,
+// scoped to the caller's tenant. Ports come from prismnet (bound with the caller's token); the
+// agent on the VM's worker runs it. VM ids are stable for the VM's whole life.
+'use strict';
+const crypto = require('node:crypto');
+const { serve, request, sleep, fail, field } = require('./http-json.js');
+const { guarded } = require('./iam-auth.js');
+const { chainfire } = require('./chainfire.js');
+
+const PORT = Number(process.env.PLASMAVMC_PORT || 8100);
+const PRISMNET = process.env.PRISMNET_ENDPOINT || 'http://127.0.0.1:8110';
+const DELETE_WAIT_MS = Number(process.env.PLASMAVMC_DELETE_WAIT_MS || 30000);
+const cf = chainfire();
+const K = '/ultracloud/plasmavmc';
+const NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;
+const isName = (v) => typeof v === 'string' && NAME.test(v);
+const isInt = (lo, hi) => (v) => Number.isInteger(v) && v >= lo && v <= hi;
+const newId = (p) => `${p}${crypto.randomBytes(5).toString('hex')}`;
+const isFileUrl = (v) => typeof v === 'string' && /^file:\/\/\/[^\0]+$/.test(v);
+
+const workers = async () => (await cf.list(`${K}/workers/`)).map((x) => x.value);
+
+async function owned(kind, id, tenant) {
+  const got = await cf.get(`${K}/${kind}/${id}`);
+  if (!got || got.value.tenant !== tenant) throw fail(404, `no ${kind.replace(/s$/, '')} ${id}`);
+  return got;
+}
+
+async function vmView(vm) {
+  const status = await cf.get(`${K}/status/${vm.id}`);
+  return { ...vm, status: status ? status.value : { state: 'pending' } };
+}
+
+/** prismnet, as the caller: the token travels with the request, so tenancy is prismnet's to enforce. */
+async function prismnet(req, method, path, body) {
+  const r = await request(method, `${PRISMNET}${path}`, body, { authorization: req.headers.authorization });
+  if (r.status >= 300) throw fail(r.status, `prismnet ${method} ${path}: ${r.body?.error || r.status}`);
+  return r.body;
+}
+
+async function unbindAll(req, vm) {
+  for (const n of vm.nics) await prismnet(req, 'POST', `/v1/ports/${n.port}/unbind`, { vm: vm.id });
+}
+
+/** Change what the agent should do with a VM (optimistic: retried when the record moved underneath). */
+async function setVm(id, tenant, change) {
+  for (let i = 0; i < 5; i++) {
+    const got = await owned('vms', id, tenant);
+    if (got.value.desired === 'deleted') throw fail(409, `vm ${id} is being deleted`);
+    const next = { ...got.value, ...change(got.value) };
+    if (await cf.update(`${K}/vms/${id}`, next, got.modRevision)) return next;
+  }
+  throw fail(409, `vm ${id} keeps changing; retry`);
+}
+
+serve('plasmavmc', PORT, {
+  'GET /health': async () => {
+    const w = await workers();
+    return [200, { status: 'ok', service: 'plasmavmc', node: process.env.NODE_NAME, workers: w.map(({ name, accel }) => ({ name, accel })) }];
+  },
+  'GET /v1/workers': guarded(async () => [200, { workers: await workers() }]),
+
+  'POST /v1/images': guarded(async (_r, _p, body, _u, { tenant }) => {
+    const name = field(body, 'name', isName, 'a lowercase name of up to 32 characters');
+    const kernel = field(body, 'kernel', isFileUrl, 'a file:/// URL (only file:// images can be imported until lightningstor exists)');
+    const initrd = field(body, 'initrd', isFileUrl, 'a file:/// URL');
+    const cmdline = field(body, 'cmdline', (v) => typeof v === 'string' && v.length < 512 && !/[\n\0]/.test(v), 'one line of kernel arguments', '');
+    const image = { id: newId('i'), tenant, name, kernel, initrd, cmdline, createdAt: new Date().toISOString() };
+    await cf.put(`${K}/images/${image.id}`, image);
+    return [201, image];
+  }),
+  'GET /v1/images': guarded(async (_r, _p, _b, _u, { tenant }) => [
+    200,
+    { images: (await cf.list(`${K}/images/`)).map((x) => x.value).filter((i) => i.tenant === tenant) },
+  ]),
+  'DELETE /v1/images/:id': guarded(async (_r, p, _b, _u, { tenant }) => {
+    await owned('images', p.id, tenant);
+    await cf.del(`${K}/images/${p.id}`);
+    return [200, { deleted: p.id }];
+  }),
+
+  'POST /v1/vms': guarded(async (req, _p, body, _u, { tenant }) => {
+    const name = field(body, 'name', isName, 'a lowercase name of up to 32 characters');
+    const imageId = field(body, 'image', (v) => typeof v === 'string', 'an image id');
+    const worker = field(body, 'worker', isName, 'the name of a registered worker');
+    const vcpus = field(body, 'vcpus', isInt(1, 4), 'an integer from 1 to 4', 1);
+    const memoryMiB = field(body, 'memoryMiB', isInt(64, 2048), 'an integer from 64 to 2048', 128);
+    const ports = field(body, 'ports', (v) => Array.isArray(v) && v.length <= 4 && v.every((x) => typeof x === 'string'), 'a list of up to 4 prismnet port ids', []);
+    const volumes = field(body, 'volumes', (v) => Array.isArray(v) && v.length === 0, 'empty (coronafs volumes are not attachable yet)', []);
+    if (new Set(ports).size !== ports.length) throw fail(400, 'ports lists a port twice');
+    const image = (await owned('images', imageId, tenant)).value;
+    const registered = await workers();
+    if (!registered.some((w) => w.name === worker))
+      throw fail(409, `worker ${worker} is not registered with plasmavmc (registered: ${registered.map((w) => w.name).join(', ') || 'none'})`);
+    const id = newId('v');
+    const nics = [];
+    try {
+      for (const port of ports) {
+        const b = await prismnet(req, 'POST', `/v1/ports/${port}/bind`, { worker, vm: id });
+        nics.push({ port, network: b.network, mac: b.mac, ip: b.ip, tap: b.binding.tap });
+      }
+    } catch (e) {
+      for (const n of nics) await prismnet(req, 'POST', `/v1/ports/${n.port}/unbind`, { vm: id }).catch(() => {});
+      throw e;
+    }
+    const vm = { id, tenant, name, worker, vcpus, memoryMiB, image, nics, volumes, desired: 'running', generation: 1, createdAt: new Date().toISOString() };
+    await cf.put(`${K}/vms/${id}`, vm);
+    return [201, await vmView(vm)];
+  }),
+  'GET /v1/vms': guarded(async (_r, _p, _b, _u, { tenant }) => {
+    const vms = (await cf.list(`${K}/vms/`)).map((x) => x.value).filter((v) => v.tenant === tenant);
+    return [200, { vms: await Promise.all(vms.map(vmView)) }];
+  }),
+  'GET /v1/vms/:id': guarded(async (_r, p, _b, _u, { tenant }) => [200, await vmView((await owned('vms', p.id, tenant)).value)]),
+  'POST /v1/vms/:id/start': guarded(async (_r, p, _b, _u, { tenant }) => [200, await vmView(await setVm(p.id, tenant, () => ({ desired: 'running' })))]),
+  'POST /v1/vms/:id/stop': guarded(async (_r, p, _b, _u, { tenant }) => [200, await vmView(await setVm(p.id, tenant, () => ({ desired: 'stopped' })))]),
+  'POST /v1/vms/:id/restart': guarded(async (_r, p, _b, _u, { tenant }) => [
+    200,
+    await vmView(await setVm(p.id, tenant, (vm) => ({ desired: 'running', generation: vm.generation + 1 }))),
+  ]),
+  'POST /v1/vms/:id/migrate': guarded(async (_r, p, body, _u, { tenant }) => {
+    const { value: vm } = await owned('vms', p.id, tenant);
+    const worker = field(body, 'worker', isName, 'the name of a registered worker');
+    if (worker === vm.worker) throw fail(409, `vm ${vm.id} is already on ${worker}`);
+    const registered = await workers();
+    if (!registered.some((w) => w.name === worker)) throw fail(409, `worker ${worker} is not registered with plasmavmc`);
+    throw fail(501, 'live migration needs a shared coronafs volume; not available yet');
+  }),
+  /** Stop the VM on its worker, then release its ports: the port's tap and lease go with the binding. */
+  'DELETE /v1/vms/:id': guarded(async (req, p, _b, _u, { tenant }) => {
+    const { value: vm } = await owned('vms', p.id, tenant);
+    if (vm.desired !== 'deleted') await setVm(vm.id, tenant, () => ({ desired: 'deleted' }));
+    const deadline = Date.now() + DELETE_WAIT_MS;
+    for (;;) {
+      const s = await cf.get(`${K}/status/${vm.id}`);
+      if (!s || s.value.state === 'deleted' || s.value.state === 'pending') break;
+      if (Date.now() > deadline)
+        throw fail(504, `the agent on ${vm.worker} did not confirm vm ${vm.id} stopped within ${DELETE_WAIT_MS / 1000} s (last state: ${s.value.state}); DELETE again to finish`);
+      await sleep(250);
+    }
+    await unbindAll(req, vm);
+    await cf.del(`${K}/vms/${vm.id}`);
+    await cf.del(`${K}/status/${vm.id}`);
+    return [200, { deleted: vm.id, released: vm.nics.map((n) => n.port) }];
+  }),
+  'GET /v1/vms/:id/console': guarded(async (_r, p, _b, url, { tenant }) => {
+    const { value: vm } = await owned('vms', p.id, tenant);
+    const w = (await workers()).find((x) => x.name === vm.worker);
+    if (!w) throw fail(503, `worker ${vm.worker} is not registered: its console is out of reach`);
+    const bytes = Number(url.searchParams.get('bytes')) || 65536;
+    const r = await request('GET', `http://${w.ip}:${w.agentPort}/v1/vms/${vm.id}/console?bytes=${bytes}`);
+    return [r.status, r.body];
+  }),
+});

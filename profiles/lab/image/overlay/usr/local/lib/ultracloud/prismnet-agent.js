@@ -1,0 +1,146 @@
+// prismnet-agent (lab): applies the declared tenant networks to this worker. Per network a bridge
+// and a VXLAN device over the cluster NIC with static flood entries for the other workers; a tap
+// per port bound here; on the network's DHCP worker, dnsmasq with one reservation per bound port.
+// Unbinding a port removes its tap and its DHCP lease.
+'use strict';
+const fs = require('node:fs');
+const path = require('node:path');
+const { chainfire, reconciler } = require('./chainfire.js');
+const { run, links, nicWithAddress, units } = require('./host-cmd.js');
+const ip4 = require('./ipv4.js');
+
+const NODE = process.env.NODE_NAME;
+const IP = process.env.CLUSTER_IP;
+const K = '/ultracloud/prismnet';
+const STATE = '/var/lib/prismnet';
+const FLOOD = '00:00:00:00:00:00';
+const cf = chainfire();
+const published = new Map();
+const watched = new Set();
+
+const bridgeOf = (net) => `pnb${net.vni}`;
+const vxlanOf = (net) => `pnx${net.vni}`;
+const dhcpUnit = (net) => `prismnet-dhcp@${net.vni}.service`;
+const dhcpDir = (net) => path.join(STATE, String(net.vni));
+
+async function ensureNetwork(net, nic, have, peers) {
+  const br = bridgeOf(net);
+  const vx = vxlanOf(net);
+  if (!have[br]) await run('ip', ['link', 'add', br, 'type', 'bridge']);
+  await run('ip', ['link', 'set', br, 'mtu', String(net.mtu), 'up']);
+  if (!have[vx])
+    await run('ip', ['link', 'add', vx, 'type', 'vxlan', 'id', String(net.vni), 'local', IP, 'dev', nic, 'dstport', '4789', 'nolearning']);
+  await run('ip', ['link', 'set', vx, 'master', br, 'mtu', String(net.mtu), 'up']);
+  const fdb = JSON.parse(await run('bridge', ['-j', 'fdb', 'show', 'dev', vx]));
+  const flood = new Set(fdb.filter((e) => e.mac === FLOOD && e.dst).map((e) => e.dst));
+  for (const p of peers) if (!flood.has(p)) await run('bridge', ['fdb', 'append', FLOOD, 'dev', vx, 'dst', p]);
+  for (const d of flood) if (!peers.includes(d)) await run('bridge', ['fdb', 'del', FLOOD, 'dev', vx, 'dst', d]);
+}
+
+function readLeases(file) {
+  try {
+    return fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => {
+      const [expires, mac, ip] = l.split(' ');
+      return { expires: Number(expires), mac, ip };
+    });
+  } catch {
+    return [];
+  }
+}
+
+/** dnsmasq for the network: reservations for its bound ports only; leases of unbound ports dropped. */
+async function ensureDhcp(net, ports, active) {
+  const cidr = ip4.parseCidr(net.cidr);
+  const dir = dhcpDir(net);
+  fs.mkdirSync(dir, { recursive: true });
+  await run('ip', ['addr', 'replace', `${net.dhcpServer}/${cidr.prefix}`, 'dev', bridgeOf(net)]);
+  const bound = ports.filter((p) => p.network === net.id && p.binding);
+  const hosts = bound.map((p) => `${p.mac},${p.ip}\n`).join('');
+  const hostsFile = path.join(dir, 'hosts');
+  const leaseFile = path.join(dir, 'leases');
+  const oldHosts = fs.existsSync(hostsFile) ? fs.readFileSync(hostsFile, 'utf8') : null;
+  const macs = new Set(bound.map((p) => p.mac));
+  const stale = readLeases(leaseFile).filter((l) => !macs.has(l.mac));
+  const env = `DNSMASQ_ARGS=--interface=${bridgeOf(net)} --dhcp-range=${ip4.toIp(cidr.base)},static,${ip4.netmask(cidr.prefix)},1h --dhcp-hostsfile=${hostsFile} --dhcp-leasefile=${leaseFile} --dhcp-option-force=26,${net.mtu}\n`;
+  const envFile = `/run/prismnet/dhcp-${net.vni}.env`;
+  fs.mkdirSync('/run/prismnet', { recursive: true });
+  const envChanged = !fs.existsSync(envFile) || fs.readFileSync(envFile, 'utf8') !== env;
+  fs.writeFileSync(hostsFile, hosts);
+  fs.writeFileSync(envFile, env);
+  const unit = dhcpUnit(net);
+  if (stale.length || envChanged) {
+    // dnsmasq keeps leases in memory and rewrites the file: drop them while it is stopped.
+    await run('systemctl', ['stop', unit]);
+    const keep = readLeases(leaseFile).filter((l) => macs.has(l.mac));
+    fs.writeFileSync(leaseFile, keep.map((l) => `${l.expires} ${l.mac} ${l.ip} * *\n`).join(''));
+    await run('systemctl', ['start', unit]);
+  } else if (active[unit] !== 'active') await run('systemctl', ['start', unit]);
+  else if (oldHosts !== hosts) await run('systemctl', ['kill', '--signal=HUP', unit]);
+  if (!watched.has(dir)) {
+    watched.add(dir);
+    fs.watch(dir, () => trigger()); // a new lease is news for the network's published status
+  }
+}
+
+async function publish(net, have) {
+  const status = {
+    node: NODE,
+    bridge: have[bridgeOf(net)] ? bridgeOf(net) : null,
+    vxlan: have[vxlanOf(net)] ? vxlanOf(net) : null,
+    flood: have[vxlanOf(net)]
+      ? JSON.parse(await run('bridge', ['-j', 'fdb', 'show', 'dev', vxlanOf(net)])).filter((e) => e.mac === FLOOD).map((e) => e.dst).sort()
+      : [],
+    taps: Object.values(have).filter((l) => l.master === bridgeOf(net) && l.ifname.startsWith('pnt')).map((l) => l.ifname).sort(),
+    leases: net.dhcpWorker === NODE ? readLeases(path.join(dhcpDir(net), 'leases')).map(({ mac, ip }) => ({ mac, ip })) : [],
+  };
+  const key = `${K}/status/${net.id}/${NODE}`;
+  const text = JSON.stringify(status);
+  if (published.get(key) === text) return;
+  await cf.put(key, status);
+  published.set(key, text);
+}
+
+async function reconcile() {
+  const [nets, ports, agents] = await Promise.all(['networks', 'ports', 'agents'].map((k) => cf.list(`${K}/${k}/`).then((l) => l.map((x) => x.value))));
+  const nic = await nicWithAddress(IP);
+  const peers = agents.filter((a) => a.node !== NODE).map((a) => a.ip).sort();
+  const here = ports.filter((p) => p.binding?.worker === NODE);
+  const wanted = nets.filter((n) => n.dhcpWorker === NODE || here.some((p) => p.network === n.id));
+  let have = await links();
+  const active = await units('prismnet-dhcp@*.service');
+  for (const net of wanted) {
+    await ensureNetwork(net, nic, have, peers);
+    have = await links();
+    for (const p of here.filter((x) => x.network === net.id)) {
+      const tap = p.binding.tap;
+      if (!have[tap]) await run('ip', ['tuntap', 'add', 'dev', tap, 'mode', 'tap', 'vnet_hdr']);
+      await run('ip', ['link', 'set', tap, 'master', bridgeOf(net), 'mtu', String(net.mtu), 'up']);
+    }
+    if (net.dhcpWorker === NODE) await ensureDhcp(net, ports, active);
+  }
+  // Everything of ours that is no longer declared goes: taps of unbound ports, networks gone from here.
+  const taps = new Set(here.map((p) => p.binding.tap));
+  const devs = new Set(wanted.flatMap((n) => [bridgeOf(n), vxlanOf(n)]));
+  for (const name of Object.keys(have)) {
+    if ((name.startsWith('pnt') && !taps.has(name)) || (/^pn[bx]\d+$/.test(name) && !devs.has(name))) await run('ip', ['link', 'del', name]);
+  }
+  const dhcpWanted = new Set(wanted.filter((n) => n.dhcpWorker === NODE).map(dhcpUnit));
+  for (const [unit, state] of Object.entries(active)) {
+    if (dhcpWanted.has(unit)) continue;
+    if (state !== 'inactive') await run('systemctl', ['stop', unit]);
+    fs.rmSync(path.join(STATE, unit.replace(/^prismnet-dhcp@|\.service$/g, '')), { recursive: true, force: true });
+  }
+  have = await links();
+  for (const net of wanted) await publish(net, have);
+  for (const key of published.keys()) {
+    if (!wanted.some((n) => key === `${K}/status/${n.id}/${NODE}`)) {
+      await cf.del(key);
+      published.delete(key);
+    }
+  }
+}
+
+cf.register(`${K}/agents/${NODE}`, { node: NODE, ip: IP }, 10);
+const trigger = reconciler('prismnet-agent', reconcile);
+cf.watch([`${K}/networks/`, `${K}/ports/`, `${K}/agents/`], trigger);
+console.log(`prismnet-agent on ${NODE} (${IP}) reconciling`);

@@ -1,0 +1,137 @@
+// prismnet (lab) control API: tenant networks (CIDR, VXLAN id, MTU) and ports (MAC, IP, binding),
+// state in chainfire, every call scoped to the caller's tenant (the subject of its iam token).
+// The data plane (bridges, VXLAN, taps, DHCP) is prismnet-agent's, on each worker.
+'use strict';
+const crypto = require('node:crypto');
+const { serve, fail, field } = require('./http-json.js');
+const { guarded } = require('./iam-auth.js');
+const { chainfire } = require('./chainfire.js');
+const ip4 = require('./ipv4.js');
+
+const PORT = Number(process.env.PRISMNET_PORT || 8110);
+const cf = chainfire();
+const K = '/ultracloud/prismnet';
+const VNI_FIRST = 4096;
+const NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;
+const isName = (v) => typeof v === 'string' && NAME.test(v);
+const newId = (p) => `${p}${crypto.randomBytes(5).toString('hex')}`;
+
+const agents = async () => (await cf.list(`${K}/agents/`)).map((x) => x.value);
+
+/** A tenant's own object, or 404: another tenant's object does not exist for the caller. */
+async function owned(kind, id, tenant) {
+  const got = await cf.get(`${K}/${kind}/${id}`);
+  if (!got || got.value.tenant !== tenant) throw fail(404, `no ${kind.replace(/s$/, '')} ${id}`);
+  return got;
+}
+
+async function networkView(net) {
+  const status = Object.fromEntries((await cf.list(`${K}/status/${net.id}/`)).map((x) => [x.value.node, x.value]));
+  return { ...net, dataplane: status };
+}
+
+async function allocateVni(netId) {
+  for (let vni = VNI_FIRST; vni < VNI_FIRST + 4096; vni++) if (await cf.create(`${K}/vni/${vni}`, netId)) return vni;
+  throw fail(507, 'no VXLAN id left');
+}
+
+async function allocateIp(net, portId, wanted) {
+  const cidr = ip4.parseCidr(net.cidr);
+  const candidates = wanted ? [ip4.toInt(wanted)] : [];
+  for (let h = ip4.firstPortHost; !wanted && h < cidr.size - 1; h++) candidates.push(cidr.base + h);
+  for (const n of candidates) {
+    if (n < cidr.base + ip4.firstPortHost || n >= cidr.base + cidr.size - 1)
+      throw fail(400, `ip must be a host address of ${net.cidr} from .${ip4.firstPortHost} (got ${wanted})`);
+    if (await cf.create(`${K}/ips/${net.id}/${ip4.toIp(n)}`, portId)) return ip4.toIp(n);
+  }
+  throw fail(409, wanted ? `ip ${wanted} is already in use on network ${net.id}` : `network ${net.id} has no free address`);
+}
+
+const mac = () => `52:54:00:${[...crypto.randomBytes(3)].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
+const tapOf = (portId) => `pnt${portId.slice(1)}`;
+
+serve('prismnet', PORT, {
+  'GET /health': async () => {
+    const a = await agents();
+    return [200, { status: 'ok', service: 'prismnet', node: process.env.NODE_NAME, agents: a.map((x) => x.node).sort() }];
+  },
+  'GET /v1/agents': guarded(async () => [200, { agents: await agents() }]),
+
+  'POST /v1/networks': guarded(async (_r, _p, body, _u, { tenant }) => {
+    const name = field(body, 'name', isName, 'a lowercase name of up to 32 characters');
+    const cidrText = field(body, 'cidr', (v) => ip4.parseCidr(v) !== null, 'an aligned IPv4 network from /16 to /28, e.g. 10.240.1.0/24');
+    const mtu = field(body, 'mtu', (v) => Number.isInteger(v) && v >= 576 && v <= 1450, 'an integer from 576 to 1450 (VXLAN overhead)', 1450);
+    const cidr = ip4.parseCidr(cidrText);
+    const mine = (await cf.list(`${K}/networks/`)).map((x) => x.value).filter((n) => n.tenant === tenant);
+    const clash = mine.find((n) => ip4.overlaps(cidr, ip4.parseCidr(n.cidr)));
+    if (clash) throw fail(409, `cidr ${cidrText} overlaps network ${clash.id} (${clash.name}, ${clash.cidr})`);
+    if (mine.some((n) => n.name === name)) throw fail(409, `this tenant already has a network named ${name}`);
+    const workers = (await agents()).map((x) => x.node).sort();
+    if (!workers.length) throw fail(503, 'no prismnet agent is registered: no worker can serve DHCP for a network');
+    const id = newId('n');
+    const vni = await allocateVni(id);
+    const net = { id, tenant, name, cidr: cidrText, mtu, vni, gateway: ip4.gateway(cidr), dhcpServer: ip4.dhcpServer(cidr), dhcpWorker: workers[0], createdAt: new Date().toISOString() };
+    await cf.put(`${K}/networks/${id}`, net);
+    return [201, net];
+  }),
+  'GET /v1/networks': guarded(async (_r, _p, _b, _u, { tenant }) => [
+    200,
+    { networks: (await cf.list(`${K}/networks/`)).map((x) => x.value).filter((n) => n.tenant === tenant) },
+  ]),
+  'GET /v1/networks/:id': guarded(async (_r, p, _b, _u, { tenant }) => [200, await networkView((await owned('networks', p.id, tenant)).value)]),
+  'DELETE /v1/networks/:id': guarded(async (_r, p, _b, _u, { tenant }) => {
+    const { value: net } = await owned('networks', p.id, tenant);
+    const ports = (await cf.list(`${K}/ports/`)).map((x) => x.value).filter((x) => x.network === net.id);
+    if (ports.length) throw fail(409, `network ${net.id} still has ports: ${ports.map((x) => x.id).join(', ')}`);
+    await cf.del(`${K}/networks/${net.id}`);
+    await cf.del(`${K}/vni/${net.vni}`);
+    return [200, { deleted: net.id }];
+  }),
+
+  'POST /v1/networks/:id/ports': guarded(async (_r, p, body, _u, { tenant }) => {
+    const { value: net } = await owned('networks', p.id, tenant);
+    const name = field(body, 'name', isName, 'a lowercase name of up to 32 characters', '');
+    const wanted = field(body, 'ip', (v) => typeof v === 'string' && ip4.IP_RE.test(v), 'an IPv4 address', '');
+    const id = newId('p');
+    const ip = await allocateIp(net, id, wanted);
+    const port = { id, tenant, network: net.id, name, mac: mac(), ip, binding: null, createdAt: new Date().toISOString() };
+    await cf.put(`${K}/ports/${id}`, port);
+    return [201, port];
+  }),
+  'GET /v1/ports': guarded(async (_r, _p, _b, url, { tenant }) => {
+    const net = url.searchParams.get('network');
+    const ports = (await cf.list(`${K}/ports/`)).map((x) => x.value).filter((x) => x.tenant === tenant && (!net || x.network === net));
+    return [200, { ports }];
+  }),
+  'GET /v1/ports/:id': guarded(async (_r, p, _b, _u, { tenant }) => [200, (await owned('ports', p.id, tenant)).value]),
+  'DELETE /v1/ports/:id': guarded(async (_r, p, _b, _u, { tenant }) => {
+    const { value: port } = await owned('ports', p.id, tenant);
+    if (port.binding) throw fail(409, `port ${port.id} is bound to vm ${port.binding.vm} on ${port.binding.worker}; delete the vm first`);
+    await cf.del(`${K}/ports/${port.id}`);
+    await cf.del(`${K}/ips/${port.network}/${port.ip}`);
+    return [200, { deleted: port.id }];
+  }),
+  /** Record that a VM on a worker uses the port: the worker's agent then makes its tap and DHCP entry. */
+  'POST /v1/ports/:id/bind': guarded(async (_r, p, body, _u, { tenant }) => {
+    const got = await owned('ports', p.id, tenant);
+    const worker = field(body, 'worker', isName, 'a worker node name');
+    const vm = field(body, 'vm', isName, 'the id of the VM using the port');
+    const port = got.value;
+    if (port.binding) throw fail(409, `port ${port.id} is already bound to vm ${port.binding.vm} on ${port.binding.worker}`);
+    const registered = (await agents()).map((x) => x.node);
+    if (!registered.includes(worker))
+      throw fail(409, `worker ${worker} has no registered prismnet agent (registered: ${registered.join(', ') || 'none'})`);
+    const bound = { ...port, binding: { worker, vm, tap: tapOf(port.id), at: new Date().toISOString() } };
+    if (!(await cf.update(`${K}/ports/${port.id}`, bound, got.modRevision))) throw fail(409, `port ${port.id} changed while binding; retry`);
+    return [200, bound];
+  }),
+  'POST /v1/ports/:id/unbind': guarded(async (_r, p, body, _u, { tenant }) => {
+    const got = await owned('ports', p.id, tenant);
+    const vm = field(body, 'vm', isName, 'the id of the VM releasing the port');
+    if (!got.value.binding) return [200, got.value];
+    if (got.value.binding.vm !== vm) throw fail(409, `port ${p.id} is bound to vm ${got.value.binding.vm}, not ${vm}`);
+    const free = { ...got.value, binding: null };
+    if (!(await cf.update(`${K}/ports/${p.id}`, free, got.modRevision))) throw fail(409, `port ${p.id} changed while unbinding; retry`);
+    return [200, free];
+  }),
+});

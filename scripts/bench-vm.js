@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+// VM hosting on the running lab cluster (`ultracloud start` first), through the same clients the
+// smoke lane uses: inner guest create-to-ready alone on an otherwise idle worker, then one per
+// worker at once; delete-to-clean (unit, tap, lease gone); worker memory with two inner guests.
+// Usage: node scripts/bench-vm.js [--runs N]
+import { parseArgs } from 'node:util';
+
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '2' } } });
+const runs = Number(values.runs);
+const dist = (m) => import(new URL(`../dist/${m}`, import.meta.url).href);
+const [
+  { loadProfile },
+  { clusterPaths, resolveWorkRoot },
+  { Cluster },
+  { log, configureConsoleLog },
+  { bindServices },
+  { laneTenants, sweepTenant },
+] = await Promise.all(
+  ['config/load-profile.js', 'config/paths.js', 'cluster/cluster.js', 'core/log.js', 'services/index.js', 'lanes/steps/tenants.js'].map(
+    dist,
+  ),
+);
+configureConsoleLog('warn');
+const profile = loadProfile(process.env.ULTRACLOUD_PROFILE ?? 'lab');
+const cluster = await Cluster.open(profile, clusterPaths(resolveWorkRoot(), profile.name), log.child({ lane: 'bench-vm' }));
+const { iam, plasmavmc, prismnet } = bindServices(cluster, ['iam', 'plasmavmc', 'prismnet']);
+const { a } = await laneTenants(iam, 'bench');
+const workers = bindServices(cluster, ['plasmavmc-agent'])['plasmavmc-agent'].nodes();
+const marker = plasmavmc.params.readyMarker;
+const s = (ms) => Number((ms / 1000).toFixed(1));
+
+/** Create VMs on the given workers (one each) and time each to its ready marker. */
+async function boot(net, on) {
+  const image = await plasmavmc.importImage(a, 'bench', plasmavmc.params.image);
+  return Promise.all(
+    on.map(async (w) => {
+      const t0 = Date.now();
+      const port = await prismnet.createPort(a, net.id, `b-${w.name}`);
+      const vm = await plasmavmc.createVm(a, { name: `bench-${w.name}`, image: image.id, worker: w.name, ports: [port.id] });
+      await plasmavmc.waitForConsole(a, vm, new RegExp(`${marker} vm=${vm.id}`), marker, { timeoutMs: 600_000 });
+      return { vm, port, worker: w, readyS: s(Date.now() - t0), accel: (await plasmavmc.vm(a, vm.id)).status.accel };
+    }),
+  );
+}
+
+async function deleteAll(booted) {
+  return Promise.all(
+    booted.map(async ({ vm, port, worker }) => {
+      const t0 = Date.now();
+      await plasmavmc.deleteVm(a, vm.id);
+      for (;;) {
+        const units = await plasmavmc.vmUnits(worker);
+        const taps = await prismnet.tapsOn(worker);
+        if (!units.includes(vm.id) && !taps.includes(vm.nics[0].tap)) break;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      await prismnet.deletePort(a, port.id);
+      return s(Date.now() - t0);
+    }),
+  );
+}
+
+const memUsedMiB = async (w) => Number((await w.succeed(['sh', '-c', "free -m | awk '/^Mem:/{print $3}'"])).trim());
+
+const out = { alone: [], pair: [], deleteToCleanS: [], workerMemMiB: {} };
+try {
+  await sweepTenant(a, plasmavmc, prismnet);
+  const net = await prismnet.createNetwork(a, 'bench', '10.250.0.0/24');
+  for (let i = 0; i < runs; i++) {
+    const [one] = await boot(net, [workers[0]]);
+    out.alone.push(one.readyS);
+    out.deleteToCleanS.push(...(await deleteAll([one])));
+    const before = Object.fromEntries(await Promise.all(workers.map(async (w) => [w.name, await memUsedMiB(w)])));
+    const two = await boot(net, workers);
+    out.pair.push(...two.map((x) => x.readyS));
+    out.accel = two.map((x) => `${x.worker.name}:${x.accel}`).join(' ');
+    // Two guests on one worker: the second pair member moves next to the first for the memory figure.
+    const extra = await boot(net, [workers[0]]);
+    out.workerMemMiB[`run${i}`] = { before: before[workers[0].name], withTwoGuests: await memUsedMiB(workers[0]) };
+    out.deleteToCleanS.push(...(await deleteAll([...two, ...extra])));
+  }
+  await prismnet.deleteNetwork(a, net.id);
+} finally {
+  await sweepTenant(a, plasmavmc, prismnet).catch(() => {});
+  cluster.close();
+}
+console.log(JSON.stringify(out, null, 2));
+process.exit(0);

@@ -1,0 +1,32 @@
+import type { IamClient } from '../../services/iam.js';
+import type { PlasmavmcClient } from '../../services/plasmavmc.js';
+import type { PrismnetClient } from '../../services/prismnet.js';
+import type { TenantToken } from '../../services/tenant-api.js';
+
+/**
+ * The lane's tenants: fixed names, so a run can find and remove what an interrupted run left
+ * behind (VMs, ports, networks) before it starts, and after it ends.
+ */
+export async function laneTenants(iam: IamClient, lane: string): Promise<{ a: TenantToken; b: TenantToken }> {
+  const issuer = iam.nodes()[0]!;
+  const token = async (tenant: string) => ({ tenant, token: (await iam.issue(issuer, { subject: tenant, ttlSeconds: 3600 })).token });
+  return { a: await token(`${lane}-tenant-a`), b: await token(`${lane}-tenant-b`) };
+}
+
+/** Delete everything a tenant has: VMs first (their ports are released), then ports, then networks. */
+export async function sweepTenant(who: TenantToken, plasmavmc: PlasmavmcClient, prismnet: PrismnetClient): Promise<string[]> {
+  const gone: string[] = [];
+  for (const vm of await plasmavmc.vms(who)) {
+    await plasmavmc.deleteVm(who, vm.id);
+    gone.push(vm.id);
+  }
+  for (const p of await prismnet.ports(who)) {
+    await prismnet.deletePort(who, p.id);
+    gone.push(p.id);
+  }
+  for (const n of await prismnet.networks(who)) {
+    await prismnet.deleteNetwork(who, n.id);
+    gone.push(n.id);
+  }
+  return gone;
+}

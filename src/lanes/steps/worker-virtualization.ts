@@ -1,0 +1,63 @@
+import { seconds } from '../../core/time.js';
+import type { Vm } from '../../services/plasmavmc.js';
+import type { ClusterEnv, Step } from '../lane.js';
+import type { RunState } from './state.js';
+import { laneTenants, sweepTenant } from './tenants.js';
+
+type Env = ClusterEnv<'iam' | 'plasmavmc' | 'plasmavmc-agent' | 'prismnet'> & { state: RunState };
+
+/** The tenant network VMs get in the smoke lane (tenants have networks of their own: no clash with others). */
+const SMOKE_CIDR = '10.240.0.0/24';
+
+/**
+ * A VM on every worker, through the APIs a tenant uses: the image imported, a tenant network with
+ * a port per VM, each VM created on its worker. Each must reach its ready marker; the record says
+ * which accelerator ran it (tcg inside a tcg worker unless the worker's KVM really works).
+ */
+export const workerVirtualization: Step<Env> = {
+  name: 'worker-virtualization',
+  proves: 'an inner guest created through plasmavmc on each worker reaches its ready marker, and the record says which accelerator ran it',
+  needs: ['service-health'],
+  run: async (ctx, step) => {
+    const { iam, plasmavmc, prismnet } = ctx.services;
+    const tenants = await laneTenants(iam, 'smoke');
+    const left = [...(await sweepTenant(tenants.a, plasmavmc, prismnet)), ...(await sweepTenant(tenants.b, plasmavmc, prismnet))];
+    if (left.length) step.log.warn(`removed what an earlier run left behind: ${left.join(', ')}`);
+    const a = tenants.a;
+    const image = await plasmavmc.importImage(a, 'inner-guest', ctx.state.vmImage ?? plasmavmc.params.image);
+    const network = await prismnet.createNetwork(a, `smoke-${ctx.state.runId}`, SMOKE_CIDR);
+    const vms: Vm[] = [];
+    ctx.state.hosted = { tenant: a, other: tenants.b, image: image.id, network, vms }; // the lane's teardown removes them if a step fails
+    for (const worker of ctx.services['plasmavmc-agent'].nodes()) {
+      const port = await prismnet.createPort(a, network.id, `vm-${worker.name}`);
+      vms.push(await plasmavmc.createVm(a, { name: `smoke-${worker.name}`, image: image.id, worker: worker.name, ports: [port.id] }));
+    }
+    const marker = plasmavmc.params.readyMarker;
+    // One VM failing ends the others' waits too.
+    const abort = new AbortController();
+    const ready = await Promise.all(
+      vms.map((vm) =>
+        plasmavmc
+          .waitForConsole(a, vm, new RegExp(`${marker} vm=${vm.id} kernel=(\\S+)`), marker, {
+            timeoutMs: 300_000,
+            afterInitMs: 30_000,
+            signal: abort.signal,
+            log: step.log,
+          })
+          .catch((e: unknown) => {
+            abort.abort();
+            throw e;
+          }),
+      ),
+    );
+    const record = await Promise.all(
+      vms.map(async (vm, i) => {
+        const now = await plasmavmc.vm(a, vm.id);
+        await step.evidence(`vms/${vm.worker}-${vm.id}.console.log`, await plasmavmc.console(a, vm.id));
+        return { vm: vm.id, worker: vm.worker, accel: now.status.accel, kernel: ready[i]!.match[1], readyAfterS: ready[i]!.afterMs / 1000 };
+      }),
+    );
+    await step.json('worker-virtualization.json', { image, network, vms: record });
+    return record.map((r) => `${r.worker}: ${r.vm} ready in ${seconds(r.readyAfterS * 1000)} (${r.accel})`).join('; ');
+  },
+};

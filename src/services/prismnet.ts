@@ -1,0 +1,142 @@
+import { z } from 'zod';
+import type { Node } from '../cluster/node.js';
+import { CheckFailed, UsageError } from '../core/errors.js';
+import { http } from '../probes/http.js';
+import { defineService, ServiceClient } from './service.js';
+import { TenantApi, type TenantToken } from './tenant-api.js';
+
+const Params = z.strictObject({
+  /** Where prismnet-agent keeps a DHCP network's state on its worker: <dir>/<vni>/leases. */
+  dhcpStateDir: z.string().startsWith('/').default('/var/lib/prismnet'),
+});
+type Params = z.output<typeof Params>;
+
+export interface Network {
+  id: string;
+  name: string;
+  cidr: string;
+  vni: number;
+  mtu: number;
+  dhcpWorker: string;
+  dhcpServer: string;
+}
+
+export interface Port {
+  id: string;
+  network: string;
+  mac: string;
+  ip: string;
+  binding: { worker: string; vm: string; tap: string } | null;
+}
+
+/** One worker's data plane for a network, read from its kernel and files (not from the agent's report). */
+export interface Dataplane {
+  node: string;
+  bridge: string | null;
+  vxlan: string | null;
+  /** VXLAN flood (all-zero MAC) entries: the other workers' addresses this worker sends to. */
+  flood: string[];
+  /** Taps enslaved to the network's bridge. */
+  taps: string[];
+  /** DHCP leases (on the network's DHCP worker). */
+  leases: { mac: string; ip: string }[];
+}
+
+// The lab agent's device names: a bridge and a VXLAN device per network, a tap per bound port.
+const bridgeOf = (net: Network) => `pnb${net.vni}`;
+const vxlanOf = (net: Network) => `pnx${net.vni}`;
+
+/** prismnet's control API (tenant networks and ports) and what its agents made of them on the workers. */
+export class PrismnetClient extends ServiceClient<Params> {
+  readonly api = new TenantApi('prismnet', () => this.apiNode(), this.svc.port('api'));
+
+  apiNode(): Node {
+    const [n] = this.svc.nodes();
+    if (!n) throw new UsageError('no node runs prismnet');
+    return n;
+  }
+
+  /** One API node's /health: which worker agents it sees registered. */
+  async health(node: Node): Promise<{ agents: string[] }> {
+    const r = await http('GET', `${await node.url(this.svc.port('api'))}/health`, { timeoutMs: 10_000 });
+    if (r.status !== 200) throw new CheckFailed(`prismnet on ${node}: /health answered ${r.status} ${r.text.slice(0, 200)}`);
+    return r.json as { agents: string[] };
+  }
+
+  async agents(who: TenantToken): Promise<{ node: string; ip: string }[]> {
+    return (await this.api.ok<{ agents: { node: string; ip: string }[] }>(who, 'GET', '/v1/agents')).agents;
+  }
+
+  createNetwork(who: TenantToken, name: string, cidr: string): Promise<Network> {
+    return this.api.ok(who, 'POST', '/v1/networks', { name, cidr });
+  }
+
+  async networks(who: TenantToken): Promise<Network[]> {
+    return (await this.api.ok<{ networks: Network[] }>(who, 'GET', '/v1/networks')).networks;
+  }
+
+  deleteNetwork(who: TenantToken, id: string): Promise<unknown> {
+    return this.api.ok(who, 'DELETE', `/v1/networks/${id}`);
+  }
+
+  createPort(who: TenantToken, network: string, name: string): Promise<Port> {
+    return this.api.ok(who, 'POST', `/v1/networks/${network}/ports`, { name });
+  }
+
+  port(who: TenantToken, id: string): Promise<Port> {
+    return this.api.ok(who, 'GET', `/v1/ports/${id}`);
+  }
+
+  async ports(who: TenantToken): Promise<Port[]> {
+    return (await this.api.ok<{ ports: Port[] }>(who, 'GET', '/v1/ports')).ports;
+  }
+
+  deletePort(who: TenantToken, id: string): Promise<unknown> {
+    return this.api.ok(who, 'DELETE', `/v1/ports/${id}`);
+  }
+
+  async dataplane(node: Node, net: Network): Promise<Dataplane> {
+    const links = JSON.parse(await node.succeed(['ip', '-d', '-j', 'link', 'show'])) as { ifname: string; master?: string }[];
+    const has = (n: string) => links.some((l) => l.ifname === n);
+    const fdb = has(vxlanOf(net))
+      ? (JSON.parse(await node.succeed(['bridge', '-j', 'fdb', 'show', 'dev', vxlanOf(net)])) as { mac: string; dst?: string }[])
+      : [];
+    const leases = await node.exec(['cat', `${this.svc.params.dhcpStateDir}/${net.vni}/leases`]);
+    return {
+      node: node.name,
+      bridge: has(bridgeOf(net)) ? bridgeOf(net) : null,
+      vxlan: has(vxlanOf(net)) ? vxlanOf(net) : null,
+      flood: fdb.filter((e) => e.mac === '00:00:00:00:00:00' && e.dst).map((e) => e.dst!),
+      taps: links.filter((l) => l.master === bridgeOf(net) && l.ifname.startsWith('pnt')).map((l) => l.ifname),
+      leases:
+        leases.code === 0
+          ? leases.stdout
+              .split('\n')
+              .filter(Boolean)
+              .map((l) => ({ mac: l.split(' ')[1]!, ip: l.split(' ')[2]! }))
+          : [],
+    };
+  }
+
+  /** Every tap a prismnet agent made on the node, on any network (none may outlive its binding). */
+  async tapsOn(node: Node): Promise<string[]> {
+    const links = JSON.parse(await node.succeed(['ip', '-j', 'link', 'show'])) as { ifname: string }[];
+    return links.map((l) => l.ifname).filter((n) => n.startsWith('pnt'));
+  }
+
+  /** Workers whose VXLAN device for the network lacks a flood entry for another worker: why traffic cannot cross. */
+  floodGaps(planes: Dataplane[], ipOf: (node: string) => string): string[] {
+    return planes.flatMap((p) =>
+      planes
+        .filter((q) => q.node !== p.node && p.vxlan && !p.flood.includes(ipOf(q.node)))
+        .map((q) => `${p.node}: ${p.vxlan} has no VXLAN flood entry for ${q.node} (${ipOf(q.node)})`),
+    );
+  }
+}
+
+export const prismnet = defineService({
+  name: 'prismnet',
+  description: 'tenant networking control API (lab: small service, state in chainfire; agents on workers apply VXLAN, taps, dnsmasq)',
+  params: Params,
+  client: (svc) => new PrismnetClient(svc),
+});

@@ -1,0 +1,46 @@
+import type { Node } from '../cluster/node.js';
+import { CheckFailed } from '../core/errors.js';
+import { http } from '../probes/http.js';
+
+/** An iam bearer token: its subject is the tenant every call made with it is scoped to. */
+export interface TenantToken {
+  tenant: string;
+  token: string;
+}
+
+export interface ApiReply<T> {
+  status: number;
+  body: T & { error?: string };
+}
+
+/**
+ * A tenant-scoped JSON API of the lab's control plane (plasmavmc, prismnet), reached on a node
+ * through its SSH forward. `call` answers any status (a refusal is data for isolation checks);
+ * `ok` insists on 2xx and names the service, the node and the refusal.
+ */
+export class TenantApi {
+  constructor(
+    private readonly service: string,
+    private readonly node: () => Node,
+    private readonly port: number,
+  ) {}
+
+  async call<T>(who: TenantToken, method: string, path: string, body?: unknown, timeoutMs = 60_000): Promise<ApiReply<T>> {
+    const node = this.node();
+    const r = await http(method, `${await node.url(this.port)}${path}`, {
+      body,
+      headers: { authorization: `Bearer ${who.token}` },
+      timeoutMs,
+    });
+    return { status: r.status, body: (r.json ?? { error: r.text.slice(0, 300) }) as T & { error?: string } };
+  }
+
+  async ok<T>(who: TenantToken, method: string, path: string, body?: unknown, timeoutMs?: number): Promise<T> {
+    const r = await this.call<T>(who, method, path, body, timeoutMs);
+    if (r.status >= 300)
+      throw new CheckFailed(
+        `${this.service} on ${this.node()} refused ${method} ${path} for tenant ${who.tenant}: ${r.status} ${r.body.error ?? ''}`,
+      );
+    return r.body;
+  }
+}

@@ -1,0 +1,122 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { REPO } from './cli.js';
+
+/** The lab's guest services run on this host as they run in the guests: node, their own files, a real etcd. */
+const LIB = path.join(REPO, 'profiles/lab/image/overlay/usr/local/lib/ultracloud');
+export const ETCD = '/var/cache/ultracloud/etcd/etcd';
+
+const freePort = () =>
+  new Promise<number>((ok, fail) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => ok(port));
+    });
+    s.on('error', fail);
+  });
+
+async function until(what: string, url: string, ms = 30_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      const r = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      if (r.ok) return;
+    } catch {
+      /* not up yet */
+    }
+    if (Date.now() > deadline) throw new Error(`${what} did not answer ${url} within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export interface ControlApis {
+  etcd: string;
+  iam: string;
+  prismnet: string;
+  plasmavmc: string;
+  /** Put a JSON value into chainfire (what an agent's registration writes). */
+  put(key: string, value: unknown): Promise<void>;
+  token(tenant: string): Promise<string>;
+  stop(): Promise<void>;
+}
+
+/** etcd, iam, prismnet and plasmavmc on loopback ports, in a temp dir; stop() kills each by pid and removes the dir. */
+export async function startControlApis(): Promise<ControlApis> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'uc-apis-'));
+  const [client, peer, iamPort, prismnetPort, plasmavmcPort] = await Promise.all([1, 2, 3, 4, 5].map(freePort));
+  const etcd = `http://127.0.0.1:${client}`;
+  const procs: ResultPromise[] = [];
+  const spawn = (file: string, argv: string[], env: Record<string, string>) => {
+    const p = execa(file, argv, { env: { ...process.env, NODE_NAME: 'node01', ...env }, reject: false, all: true, cleanup: true });
+    procs.push(p);
+  };
+  const stop = async () => {
+    for (const p of procs) p.kill('SIGKILL');
+    await Promise.all(procs);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    spawn(
+      ETCD,
+      [
+        '--data-dir',
+        `${dir}/etcd`,
+        '--listen-client-urls',
+        etcd,
+        '--advertise-client-urls',
+        etcd,
+        '--listen-peer-urls',
+        `http://127.0.0.1:${peer}`,
+        '--initial-advertise-peer-urls',
+        `http://127.0.0.1:${peer}`,
+        '--initial-cluster',
+        `default=http://127.0.0.1:${peer}`,
+      ],
+      {},
+    );
+    await until('etcd', `${etcd}/health`);
+    const common = { CHAINFIRE_ENDPOINT: etcd, CHAINFIRE_ENDPOINTS: etcd, IAM_ENDPOINTS: `http://127.0.0.1:${iamPort}` };
+    spawn('node', [`${LIB}/iam.js`], { ...common, IAM_PORT: String(iamPort) });
+    spawn('node', [`${LIB}/prismnet-api.js`], { ...common, PRISMNET_PORT: String(prismnetPort) });
+    spawn('node', [`${LIB}/plasmavmc-api.js`], {
+      ...common,
+      PLASMAVMC_PORT: String(plasmavmcPort),
+      PRISMNET_ENDPOINT: `http://127.0.0.1:${prismnetPort}`,
+      PLASMAVMC_DELETE_WAIT_MS: '2000',
+    });
+    const apis = {
+      iam: `http://127.0.0.1:${iamPort}`,
+      prismnet: `http://127.0.0.1:${prismnetPort}`,
+      plasmavmc: `http://127.0.0.1:${plasmavmcPort}`,
+    };
+    for (const [name, url] of Object.entries(apis)) await until(name, `${url}/health`);
+    return {
+      etcd,
+      ...apis,
+      put: async (key, value) => {
+        const b64 = (s: string) => Buffer.from(s).toString('base64');
+        const r = await fetch(`${etcd}/v3/kv/put`, {
+          method: 'POST',
+          body: JSON.stringify({ key: b64(key), value: b64(JSON.stringify(value)) }),
+        });
+        if (!r.ok) throw new Error(`etcd put ${key}: ${r.status}`);
+      },
+      token: async (tenant) => {
+        const r = await fetch(`${apis.iam}/v1/tokens`, {
+          method: 'POST',
+          body: JSON.stringify({ subject: tenant }),
+          headers: { 'content-type': 'application/json' },
+        });
+        return ((await r.json()) as { token: string }).token;
+      },
+      stop,
+    };
+  } catch (e) {
+    await stop();
+    const output = (await Promise.all(procs)).map((p) => `${p.command}:\n${String(p.all ?? '').slice(-1500)}`).join('\n');
+    throw new Error(`${(e as Error).message}\n${output}`);
+  }
+}
