@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // VM hosting on the running lab cluster (`ultracloud start` first), through the same clients the
 // smoke lane uses: inner guest create-to-ready alone on an otherwise idle worker, then one per
-// worker at once; delete-to-clean (unit, tap, lease gone); worker memory with two inner guests.
+// worker at once; delete-to-clean (unit, tap, lease gone); worker memory with two inner guests;
+// live migration of an idle 96 MiB guest (disk on a coronafs volume) to the other worker.
 // Usage: node scripts/bench-vm.js [--runs N]
 import { parseArgs } from 'node:util';
 
@@ -23,7 +24,7 @@ const [
 configureConsoleLog('warn');
 const profile = loadProfile(process.env.ULTRACLOUD_PROFILE ?? 'lab');
 const cluster = await Cluster.open(profile, clusterPaths(resolveWorkRoot(), profile.name), log.child({ lane: 'bench-vm' }));
-const { iam, plasmavmc, prismnet } = bindServices(cluster, ['iam', 'plasmavmc', 'prismnet']);
+const { iam, plasmavmc, prismnet, coronafs } = bindServices(cluster, ['iam', 'plasmavmc', 'prismnet', 'coronafs']);
 const { a } = await laneTenants(iam, 'bench');
 const workers = bindServices(cluster, ['plasmavmc-agent'])['plasmavmc-agent'].nodes();
 const marker = plasmavmc.params.readyMarker;
@@ -64,7 +65,7 @@ const memUsedMiB = async (w) => Number((await w.succeed(['sh', '-c', "free -m | 
 
 const out = { alone: [], pair: [], deleteToCleanS: [], workerMemMiB: {} };
 try {
-  await sweepTenant(a, plasmavmc, prismnet);
+  await sweepTenant(a, plasmavmc, prismnet, coronafs);
   const net = await prismnet.createNetwork(a, 'bench', '10.250.0.0/24');
   for (let i = 0; i < runs; i++) {
     const [one] = await boot(net, [workers[0]]);
@@ -79,9 +80,35 @@ try {
     out.workerMemMiB[`run${i}`] = { before: before[workers[0].name], withTwoGuests: await memUsedMiB(workers[0]) };
     out.deleteToCleanS.push(...(await deleteAll([...two, ...extra])));
   }
+  // Live migration of an idle 96 MiB guest whose disk is a controller-exported coronafs volume.
+  out.migration = [];
+  for (let i = 0; i < runs; i++) {
+    const image = await plasmavmc.importImage(a, 'bench-mig', plasmavmc.params.image);
+    const port = await prismnet.createPort(a, net.id, 'mig');
+    const volume = await coronafs.createVolume(a, { name: 'mig', sizeMiB: 16, kind: 'controller' });
+    const vm = await plasmavmc.createVm(a, {
+      name: 'bench-mig',
+      image: image.id,
+      worker: workers[0].name,
+      ports: [port.id],
+      volumes: [volume.id],
+      memoryMiB: 96,
+    });
+    await plasmavmc.waitForConsole(a, vm, new RegExp(`ULTRACLOUD_INNER_NET vm=${vm.id}`), 'a DHCP address', { timeoutMs: 600_000 });
+    const t0 = Date.now();
+    const moved = await plasmavmc.migrate(a, vm.id, workers[1].name);
+    const wallS = s(Date.now() - t0);
+    // Still the same guest, now served from the other worker over VXLAN.
+    const via = cluster.node(net.dhcpWorker);
+    const r = await fetch(`${await via.url(80, port.ip)}/`, { signal: AbortSignal.timeout(15_000) });
+    out.migration.push({ wallS, ...moved.migrated, answersAfter: `${r.status} ${(await r.text()).trim()}`, nowOn: moved.worker });
+    await plasmavmc.deleteVm(a, vm.id);
+    await prismnet.deletePort(a, port.id);
+    await coronafs.deleteVolume(a, volume.id);
+  }
   await prismnet.deleteNetwork(a, net.id);
 } finally {
-  await sweepTenant(a, plasmavmc, prismnet).catch(() => {});
+  await sweepTenant(a, plasmavmc, prismnet, coronafs).catch(() => {});
   cluster.close();
 }
 console.log(JSON.stringify(out, null, 2));

@@ -30,6 +30,8 @@ type SmokeCtx = ClusterEnv<
   | 'plasmavmc-agent'
   | 'prismnet'
   | 'prismnet-agent'
+  | 'coronafs'
+  | 'coronafs-agent'
 > & {
   state: RunState;
 };
@@ -55,6 +57,8 @@ export const smoke = clusterLane<SmokeCtx>()({
     'plasmavmc-agent',
     'prismnet',
     'prismnet-agent',
+    'coronafs',
+    'coronafs-agent',
   ],
   context: (env) => ({ ...env, state: newRunState() }),
   steps: [
@@ -111,10 +115,10 @@ export const smoke = clusterLane<SmokeCtx>()({
         }),
     },
   },
-  /** VMs, ports and networks a failed step left are removed (the lane's tenants are fixed names). */
-  teardown: async ({ state, services: { iam, plasmavmc, prismnet } }) => {
+  /** VMs, volumes, ports and networks a failed step left are removed (the lane's tenants are fixed names). */
+  teardown: async ({ state, services: { iam, plasmavmc, prismnet, coronafs } }) => {
     if (!state.hosted) return;
     const t = await laneTenants(iam, 'smoke');
-    for (const who of [t.a, t.b]) await sweepTenant(who, plasmavmc, prismnet);
+    for (const who of [t.a, t.b]) await sweepTenant(who, plasmavmc, prismnet, coronafs);
   },
 });

@@ -4,6 +4,7 @@ import type { ServiceParamCheck } from '../config/profile.js';
 import { UsageError } from '../core/errors.js';
 import { apigateway } from './apigateway.js';
 import { chainfire } from './chainfire.js';
+import { coronafs } from './coronafs.js';
 import { creditservice } from './creditservice.js';
 import { flaredb } from './flaredb.js';
 import { flaredbHttp } from './flaredb-http.js';
@@ -12,7 +13,7 @@ import { nightlight } from './nightlight.js';
 import { plasmavmc } from './plasmavmc.js';
 import { prismnet } from './prismnet.js';
 import { ServiceContext, type ServiceModule } from './service.js';
-import { plasmavmcAgent, prismnetAgent } from './worker-agent.js';
+import { coronafsAgent, plasmavmcAgent, prismnetAgent } from './worker-agent.js';
 
 /** Every service the harness speaks to, by its profile name: add a module, add it here. */
 export const SERVICES = {
@@ -27,6 +28,8 @@ export const SERVICES = {
   'plasmavmc-agent': plasmavmcAgent,
   prismnet,
   'prismnet-agent': prismnetAgent,
+  coronafs,
+  'coronafs-agent': coronafsAgent,
 } as const;
 
 export type ServiceName = keyof typeof SERVICES;

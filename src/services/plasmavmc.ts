@@ -1,12 +1,10 @@
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { Node } from '../cluster/node.js';
-import { CheckFailed, UsageError } from '../core/errors.js';
 import { StopWaiting, waitFor } from '../core/retry.js';
 import { seconds } from '../core/time.js';
-import { http } from '../probes/http.js';
-import { defineService, ServiceClient } from './service.js';
-import { TenantApi, type TenantToken } from './tenant-api.js';
+import { defineService } from './service.js';
+import { ControlApiClient, type TenantToken } from './tenant-api.js';
 
 const fileUrl = z.string().regex(/^file:\/\/\/\S+$/, 'a file:/// URL on the workers');
 export const VmImage = z.strictObject({ kernel: fileUrl, initrd: fileUrl });
@@ -41,11 +39,33 @@ export interface Nic {
   tap: string;
 }
 
+/** A coronafs volume as the VM's QEMU reaches it (NBD). */
+export interface Disk {
+  volume: string;
+  host: string;
+  port: number;
+  kind: 'controller' | 'local';
+  node: string;
+}
+
+/** What plasmavmc reports after a live migration (QEMU's own figures from the source). */
+export interface MigrationSummary {
+  vm: string;
+  from: string;
+  to: string;
+  wallMs: number;
+  qemuTotalMs: number;
+  downtimeMs: number;
+  ramBytes: number;
+  disks: Disk[];
+}
+
 export interface Vm {
   id: string;
   name: string;
   worker: string;
   nics: Nic[];
+  disks: Disk[];
   desired: string;
   generation: number;
   status: { state: string; reason?: string; accel?: string; unit?: string };
@@ -59,24 +79,14 @@ const INIT_LINE = /Run \/init as init process/;
  * plasmavmc's control API (VMs placed on workers, run by each worker's agent), spoken to as a
  * tenant with an iam token, on the first control-plane node that runs it.
  */
-export class PlasmavmcClient extends ServiceClient<Params> {
-  readonly api = new TenantApi('plasmavmc', () => this.apiNode(), this.svc.port('api'));
-
+export class PlasmavmcClient extends ControlApiClient<Params> {
   get params(): Params {
     return this.svc.params;
   }
 
-  apiNode(): Node {
-    const [n] = this.svc.nodes();
-    if (!n) throw new UsageError('no node runs plasmavmc');
-    return n;
-  }
-
   /** One API node's /health: which workers it sees registered, with their accelerator. */
   async health(node: Node): Promise<{ workers: { name: string; accel: string }[] }> {
-    const r = await http('GET', `${await node.url(this.svc.port('api'))}/health`, { timeoutMs: 10_000 });
-    if (r.status !== 200) throw new CheckFailed(`plasmavmc on ${node}: /health answered ${r.status} ${r.text.slice(0, 200)}`);
-    return r.json as { workers: { name: string; accel: string }[] };
+    return this.healthOf(node);
   }
 
   async workers(who: TenantToken): Promise<Worker[]> {
@@ -87,7 +97,10 @@ export class PlasmavmcClient extends ServiceClient<Params> {
     return this.api.ok(who, 'POST', '/v1/images', { name, ...image });
   }
 
-  async createVm(who: TenantToken, spec: { name: string; image: string; worker: string; ports?: string[] }): Promise<Vm> {
+  async createVm(
+    who: TenantToken,
+    spec: { name: string; image: string; worker: string; ports?: string[]; volumes?: string[]; memoryMiB?: number },
+  ): Promise<Vm> {
     return this.api.ok<Vm>(who, 'POST', '/v1/vms', { memoryMiB: this.svc.params.vmMemoryMiB, ...spec });
   }
 
@@ -99,7 +112,12 @@ export class PlasmavmcClient extends ServiceClient<Params> {
     return (await this.api.ok<{ vms: Vm[] }>(who, 'GET', '/v1/vms')).vms;
   }
 
-  /** Stops the VM on its worker and releases its ports (the API waits for the agent). */
+  /** Live migration to another worker (the API waits for the outcome); the VM keeps its id, ports and volumes. */
+  async migrate(who: TenantToken, id: string, worker: string): Promise<Vm & { migrated: MigrationSummary }> {
+    return this.api.ok(who, 'POST', `/v1/vms/${id}/migrate`, { worker }, 240_000);
+  }
+
+  /** Stops the VM on its worker and releases its ports and volumes (the API waits for the agent). */
   async deleteVm(who: TenantToken, id: string): Promise<{ released: string[] }> {
     return this.api.ok(who, 'DELETE', `/v1/vms/${id}`, undefined, 90_000);
   }

@@ -1,9 +1,7 @@
 import { z } from 'zod';
 import type { Node } from '../cluster/node.js';
-import { CheckFailed, UsageError } from '../core/errors.js';
-import { http } from '../probes/http.js';
-import { defineService, ServiceClient } from './service.js';
-import { TenantApi, type TenantToken } from './tenant-api.js';
+import { defineService } from './service.js';
+import { ControlApiClient, type TenantToken } from './tenant-api.js';
 
 const Params = z.strictObject({
   /** Where prismnet-agent keeps a DHCP network's state on its worker: <dir>/<vni>/leases. */
@@ -29,6 +27,13 @@ export interface Port {
   binding: { worker: string; vm: string; tap: string } | null;
 }
 
+/** An ingress rule of a security group: traffic to a guarded port is dropped unless one matches. */
+export interface SecurityRule {
+  protocol: 'tcp' | 'udp' | 'icmp';
+  port?: number;
+  from?: string;
+}
+
 /** One worker's data plane for a network, read from its kernel and files (not from the agent's report). */
 export interface Dataplane {
   node: string;
@@ -47,20 +52,10 @@ const bridgeOf = (net: Network) => `pnb${net.vni}`;
 const vxlanOf = (net: Network) => `pnx${net.vni}`;
 
 /** prismnet's control API (tenant networks and ports) and what its agents made of them on the workers. */
-export class PrismnetClient extends ServiceClient<Params> {
-  readonly api = new TenantApi('prismnet', () => this.apiNode(), this.svc.port('api'));
-
-  apiNode(): Node {
-    const [n] = this.svc.nodes();
-    if (!n) throw new UsageError('no node runs prismnet');
-    return n;
-  }
-
+export class PrismnetClient extends ControlApiClient<Params> {
   /** One API node's /health: which worker agents it sees registered. */
   async health(node: Node): Promise<{ agents: string[] }> {
-    const r = await http('GET', `${await node.url(this.svc.port('api'))}/health`, { timeoutMs: 10_000 });
-    if (r.status !== 200) throw new CheckFailed(`prismnet on ${node}: /health answered ${r.status} ${r.text.slice(0, 200)}`);
-    return r.json as { agents: string[] };
+    return this.healthOf(node);
   }
 
   async agents(who: TenantToken): Promise<{ node: string; ip: string }[]> {
@@ -93,6 +88,23 @@ export class PrismnetClient extends ServiceClient<Params> {
 
   deletePort(who: TenantToken, id: string): Promise<unknown> {
     return this.api.ok(who, 'DELETE', `/v1/ports/${id}`);
+  }
+
+  createSecurityGroup(who: TenantToken, name: string, rules: SecurityRule[]): Promise<{ id: string }> {
+    return this.api.ok(who, 'POST', '/v1/security-groups', { name, rules });
+  }
+
+  async securityGroups(who: TenantToken): Promise<{ id: string }[]> {
+    return (await this.api.ok<{ securityGroups: { id: string }[] }>(who, 'GET', '/v1/security-groups')).securityGroups;
+  }
+
+  deleteSecurityGroup(who: TenantToken, id: string): Promise<unknown> {
+    return this.api.ok(who, 'DELETE', `/v1/security-groups/${id}`);
+  }
+
+  /** Replace a port's security groups; [] opens it again. */
+  setSecurityGroups(who: TenantToken, port: string, ids: string[]): Promise<Port> {
+    return this.api.ok(who, 'PUT', `/v1/ports/${port}/security-groups`, { securityGroups: ids });
   }
 
   async dataplane(node: Node, net: Network): Promise<Dataplane> {

@@ -1,6 +1,7 @@
 import type { Node } from '../cluster/node.js';
-import { CheckFailed } from '../core/errors.js';
+import { CheckFailed, UsageError } from '../core/errors.js';
 import { http } from '../probes/http.js';
+import { ServiceClient, type ServiceContext } from './service.js';
 
 /** An iam bearer token: its subject is the tenant every call made with it is scoped to. */
 export interface TenantToken {
@@ -42,5 +43,30 @@ export class TenantApi {
         `${this.service} on ${this.node()} refused ${method} ${path} for tenant ${who.tenant}: ${r.status} ${r.body.error ?? ''}`,
       );
     return r.body;
+  }
+}
+
+/**
+ * A client of one of the lab's control APIs (plasmavmc, prismnet, coronafs): tenant calls go to
+ * the first node that runs it; `healthOf` reads any API node's /health.
+ */
+export class ControlApiClient<Params> extends ServiceClient<Params> {
+  readonly api: TenantApi;
+
+  constructor(svc: ServiceContext<Params>) {
+    super(svc);
+    this.api = new TenantApi(svc.name, () => this.apiNode(), svc.port('api'));
+  }
+
+  apiNode(): Node {
+    const [n] = this.svc.nodes();
+    if (!n) throw new UsageError(`no node runs ${this.svc.name}`);
+    return n;
+  }
+
+  protected async healthOf<T>(node: Node): Promise<T> {
+    const r = await http('GET', `${await node.url(this.svc.port('api'))}/health`, { timeoutMs: 10_000 });
+    if (r.status !== 200) throw new CheckFailed(`${this.svc.name} on ${node}: /health answered ${r.status} ${r.text.slice(0, 200)}`);
+    return r.json as T;
   }
 }

@@ -15,7 +15,7 @@ export interface AgentProcess {
 }
 
 /**
- * An agent on each worker (plasmavmc-agent, prismnet-agent): it registers itself in chainfire
+ * An agent on each worker (plasmavmc-agent, prismnet-agent, coronafs-agent on workers and controllers): it registers itself in chainfire
  * under a lease; the harness sees it through the control API and names a missing one's cause
  * from its unit and process.
  */
@@ -59,3 +59,4 @@ const agent = (name: string, description: string) =>
 
 export const plasmavmcAgent = agent('plasmavmc-agent', 'runs the VMs placed on its worker as QEMU under systemd');
 export const prismnetAgent = agent('prismnet-agent', 'applies tenant networks on its worker (bridge, VXLAN, taps, DHCP)');
+export const coronafsAgent = agent('coronafs-agent', 'exports the volumes placed on its node over NBD');

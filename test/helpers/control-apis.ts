@@ -37,16 +37,17 @@ export interface ControlApis {
   iam: string;
   prismnet: string;
   plasmavmc: string;
+  coronafs: string;
   /** Put a JSON value into chainfire (what an agent's registration writes). */
   put(key: string, value: unknown): Promise<void>;
   token(tenant: string): Promise<string>;
   stop(): Promise<void>;
 }
 
-/** etcd, iam, prismnet and plasmavmc on loopback ports, in a temp dir; stop() kills each by pid and removes the dir. */
+/** etcd, iam, prismnet, coronafs and plasmavmc on loopback ports, in a temp dir; stop() kills each by pid and removes the dir. */
 export async function startControlApis(): Promise<ControlApis> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'uc-apis-'));
-  const [client, peer, iamPort, prismnetPort, plasmavmcPort] = await Promise.all([1, 2, 3, 4, 5].map(freePort));
+  const [client, peer, iamPort, prismnetPort, plasmavmcPort, coronafsPort] = await Promise.all([1, 2, 3, 4, 5, 6].map(freePort));
   const etcd = `http://127.0.0.1:${client}`;
   const procs: ResultPromise[] = [];
   const spawn = (file: string, argv: string[], env: Record<string, string>) => {
@@ -81,16 +82,19 @@ export async function startControlApis(): Promise<ControlApis> {
     const common = { CHAINFIRE_ENDPOINT: etcd, CHAINFIRE_ENDPOINTS: etcd, IAM_ENDPOINTS: `http://127.0.0.1:${iamPort}` };
     spawn('node', [`${LIB}/iam.js`], { ...common, IAM_PORT: String(iamPort) });
     spawn('node', [`${LIB}/prismnet-api.js`], { ...common, PRISMNET_PORT: String(prismnetPort) });
+    spawn('node', [`${LIB}/coronafs-api.js`], { ...common, CORONAFS_PORT: String(coronafsPort) });
     spawn('node', [`${LIB}/plasmavmc-api.js`], {
       ...common,
       PLASMAVMC_PORT: String(plasmavmcPort),
       PRISMNET_ENDPOINT: `http://127.0.0.1:${prismnetPort}`,
+      CORONAFS_ENDPOINT: `http://127.0.0.1:${coronafsPort}`,
       PLASMAVMC_DELETE_WAIT_MS: '2000',
     });
     const apis = {
       iam: `http://127.0.0.1:${iamPort}`,
       prismnet: `http://127.0.0.1:${prismnetPort}`,
       plasmavmc: `http://127.0.0.1:${plasmavmcPort}`,
+      coronafs: `http://127.0.0.1:${coronafsPort}`,
     };
     for (const [name, url] of Object.entries(apis)) await until(name, `${url}/health`);
     return {

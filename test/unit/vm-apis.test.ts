@@ -23,6 +23,7 @@ async function call(base: string, token: string | null, method: string, path: st
 }
 const net = (token: string, method: string, path: string, body?: unknown) => call(apis.prismnet, token, method, path, body);
 const vmc = (token: string, method: string, path: string, body?: unknown) => call(apis.plasmavmc, token, method, path, body);
+const vol = (token: string, method: string, path: string, body?: unknown) => call(apis.coronafs, token, method, path, body);
 
 /** Everything tenant `token` has, to show a refused call changed nothing. */
 async function everything(token: string) {
@@ -30,6 +31,7 @@ async function everything(token: string) {
     networks: (await net(token, 'GET', '/v1/networks')).body.networks,
     ports: (await net(token, 'GET', '/v1/ports')).body.ports,
     vms: (await vmc(token, 'GET', '/v1/vms')).body.vms,
+    volumes: (await vol(token, 'GET', '/v1/volumes')).body.volumes,
   };
 }
 
@@ -39,16 +41,19 @@ beforeAll(async () => {
   for (const w of ['node04', 'node05']) {
     await apis.put(`/ultracloud/plasmavmc/workers/${w}`, { name: w, ip: '10.100.0.21', accel: 'tcg', agentPort: 8101 });
     await apis.put(`/ultracloud/prismnet/agents/${w}`, { node: w, ip: '10.100.0.21' });
+    await apis.put(`/ultracloud/coronafs/agents/${w}`, { node: w, ip: '10.100.0.21', role: 'worker' });
   }
+  await apis.put('/ultracloud/coronafs/agents/node01', { node: 'node01', ip: '10.100.0.11', role: 'controller' });
   [a, b] = [await apis.token('tenant-a'), await apis.token('tenant-b')];
 }, 60_000);
 afterAll(async () => apis?.stop());
 
-describe('prismnet and plasmavmc control APIs (real etcd, lab iam)', () => {
+describe('prismnet, coronafs and plasmavmc control APIs (real etcd, lab iam)', () => {
   let network: Obj;
   let port: Obj;
   let image: Obj;
   let vm: Obj;
+  let volume: Obj;
 
   it('refuse a missing or tampered token with 401', async () => {
     expect((await call(apis.prismnet, null, 'GET', '/v1/networks')).status).toBe(401);
@@ -63,10 +68,17 @@ describe('prismnet and plasmavmc control APIs (real etcd, lab iam)', () => {
     port = (await net(a, 'POST', `/v1/networks/${network.id}/ports`, { name: 'p0' })).body;
     expect(port).toMatchObject({ ip: '10.240.0.10', binding: null, mac: expect.stringMatching(/^52:54:00:/) });
     image = (await vmc(a, 'POST', '/v1/images', { name: 'inner', kernel: 'file:///k', initrd: 'file:///i' })).body;
-    const r = await vmc(a, 'POST', '/v1/vms', { name: 'vm0', image: image.id, worker: 'node04', ports: [port.id] });
+    volume = (await vol(a, 'POST', '/v1/volumes', { name: 'data', sizeMiB: 16 })).body;
+    expect(volume).toMatchObject({ kind: 'controller', node: 'node01', host: '10.100.0.11', port: 10810, attachedTo: null });
+    const r = await vmc(a, 'POST', '/v1/vms', { name: 'vm0', image: image.id, worker: 'node04', ports: [port.id], volumes: [volume.id] });
     expect(r.status, r.body.error).toBe(201);
     vm = r.body;
     expect(vm.nics[0]).toMatchObject({ port: port.id, ip: '10.240.0.10', tap: `pnt${port.id.slice(1)}` });
+    expect(vm.disks[0]).toMatchObject({ volume: volume.id, host: '10.100.0.11', port: 10810 });
+    expect((await vol(a, 'GET', `/v1/volumes/${volume.id}`)).body.attachedTo).toBe(vm.id);
+    const local = await vol(a, 'POST', '/v1/volumes', { name: 'scratch', sizeMiB: 8, kind: 'local', node: 'node05' });
+    expect(local.body).toMatchObject({ kind: 'local', node: 'node05', host: '10.100.0.21', port: 10810 });
+    expect((await vol(a, 'DELETE', `/v1/volumes/${local.body.id}`)).status).toBe(200);
     expect((await net(a, 'GET', `/v1/ports/${port.id}`)).body.binding).toMatchObject({ worker: 'node04', vm: vm.id });
   });
 
@@ -112,10 +124,46 @@ describe('prismnet and plasmavmc control APIs (real etcd, lab iam)', () => {
       /worker node07 is not registered with plasmavmc \(registered: node04, node05\)/,
     ],
     [
-      'a VM with a volume (coronafs not attachable yet)',
-      () => vmc(a, 'POST', '/v1/vms', { name: 'vm1', image: image.id, worker: 'node05', volumes: ['vol1'] }),
+      'a volume attached twice',
+      () => vmc(a, 'POST', '/v1/vms', { name: 'vm1', image: image.id, worker: 'node05', volumes: [volume.id] }),
+      409,
+      /volume d[0-9a-f]+ is already attached to vm v[0-9a-f]+/,
+    ],
+    [
+      'a VM with an unknown volume',
+      () => vmc(a, 'POST', '/v1/vms', { name: 'vm1', image: image.id, worker: 'node05', volumes: ['d0000000000'] }),
+      404,
+      /no volume d0000000000/,
+    ],
+    [
+      'deleting an attached volume',
+      () => vol(a, 'DELETE', `/v1/volumes/${volume.id}`),
+      409,
+      /is attached to vm v[0-9a-f]+; delete or detach the vm first/,
+    ],
+    [
+      'a local volume on a node that is not a worker',
+      () => vol(a, 'POST', '/v1/volumes', { name: 'x', sizeMiB: 8, kind: 'local', node: 'node01' }),
+      409,
+      /node01 has no registered coronafs agent on a worker \(workers: node04, node05\)/,
+    ],
+    [
+      'a volume of an unknown kind',
+      () => vol(a, 'POST', '/v1/volumes', { name: 'x', sizeMiB: 8, kind: 'ssd' }),
       400,
-      /^volumes must be empty/,
+      /^kind must be "controller"/,
+    ],
+    [
+      'a migration of a VM that is not running',
+      () => vmc(a, 'POST', `/v1/vms/${vm.id}/migrate`, { worker: 'node05' }),
+      409,
+      /is not running \(pending\); only a running VM migrates live/,
+    ],
+    [
+      'a migration to a worker that is not registered',
+      () => vmc(a, 'POST', `/v1/vms/${vm.id}/migrate`, { worker: 'node09' }),
+      409,
+      /worker node09 is not registered/,
     ],
     [
       'a VM with too many vCPUs',
@@ -154,7 +202,27 @@ describe('prismnet and plasmavmc control APIs (real etcd, lab iam)', () => {
     });
   }
 
-  it("tenant B neither sees nor changes tenant A's network, port or VM (404: they do not exist for B)", async () => {
+  it("security groups: rules are checked field by field, a port takes only its own tenant's groups, a group in use stays", async () => {
+    const bad = await net(a, 'POST', '/v1/security-groups', { name: 'web', rules: [{ protocol: 'tcp', port: 80 }, { protocol: 'gre' }] });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error).toMatch(/^rules\[1\]\.protocol must be one of tcp, udp, icmp/);
+    const icmpPort = await net(a, 'POST', '/v1/security-groups', { name: 'web', rules: [{ protocol: 'icmp', port: 1 }] });
+    expect(icmpPort.body.error).toMatch(/^rules\[0\]\.port must be 1-65535, and only for tcp or udp/);
+    const sg = (await net(a, 'POST', '/v1/security-groups', { name: 'web', rules: [{ protocol: 'tcp', port: 80, from: '10.240.0.0/24' }] }))
+      .body;
+    expect(sg.rules).toEqual([{ protocol: 'tcp', port: 80, from: '10.240.0.0/24' }]);
+    const other = (await net(b, 'POST', '/v1/security-groups', { name: 'theirs', rules: [] })).body;
+    expect((await net(a, 'PUT', `/v1/ports/${port.id}/security-groups`, { securityGroups: [other.id] })).status).toBe(404);
+    expect((await net(a, 'PUT', `/v1/ports/${port.id}/security-groups`, { securityGroups: [sg.id] })).body.securityGroups).toEqual([sg.id]);
+    const inUse = await net(a, 'DELETE', `/v1/security-groups/${sg.id}`);
+    expect(inUse.status).toBe(409);
+    expect(inUse.body.error).toMatch(/is used by port\(s\) p[0-9a-f]+/);
+    expect((await net(a, 'PUT', `/v1/ports/${port.id}/security-groups`, { securityGroups: [] })).body.securityGroups).toEqual([]);
+    expect((await net(a, 'DELETE', `/v1/security-groups/${sg.id}`)).status).toBe(200);
+    expect((await net(b, 'DELETE', `/v1/security-groups/${other.id}`)).status).toBe(200);
+  });
+
+  it("tenant B neither sees nor changes tenant A's network, port, VM or volume (404: they do not exist for B)", async () => {
     const before = await everything(a);
     const probes: [string, string, string, unknown?][] = [
       ['prismnet', 'GET', `/v1/networks/${network.id}`],
@@ -167,17 +235,22 @@ describe('prismnet and plasmavmc control APIs (real etcd, lab iam)', () => {
       ['plasmavmc', 'POST', `/v1/vms/${vm.id}/stop`],
       ['plasmavmc', 'DELETE', `/v1/vms/${vm.id}`],
       ['plasmavmc', 'POST', '/v1/vms', { name: 'steal', image: image.id, worker: 'node04' }],
+      ['plasmavmc', 'POST', `/v1/vms/${vm.id}/migrate`, { worker: 'node05' }],
+      ['coronafs', 'GET', `/v1/volumes/${volume.id}`],
+      ['coronafs', 'POST', `/v1/volumes/${volume.id}/detach`, { vm: vm.id }],
+      ['coronafs', 'DELETE', `/v1/volumes/${volume.id}`],
     ];
     for (const [svc, method, path, body] of probes) {
-      const r = await (svc === 'prismnet' ? net : vmc)(b, method, path, body);
+      const r = await (svc === 'prismnet' ? net : svc === 'coronafs' ? vol : vmc)(b, method, path, body);
       expect(r.status, `${svc} ${method} ${path}`).toBe(404);
     }
-    expect(await everything(b)).toEqual({ networks: [], ports: [], vms: [] });
+    expect(await everything(b)).toEqual({ networks: [], ports: [], vms: [], volumes: [] });
     expect(await everything(a)).toEqual(before);
   });
 
-  it('deleting the VM releases its port, which then binds again; then all of it goes', async () => {
-    expect((await vmc(a, 'DELETE', `/v1/vms/${vm.id}`)).body).toEqual({ deleted: vm.id, released: [port.id] });
+  it('deleting the VM releases its port and its volume, which then bind again; then all of it goes', async () => {
+    expect((await vmc(a, 'DELETE', `/v1/vms/${vm.id}`)).body).toEqual({ deleted: vm.id, released: [port.id, volume.id] });
+    expect((await vol(a, 'GET', `/v1/volumes/${volume.id}`)).body.attachedTo).toBeNull();
     expect((await net(a, 'GET', `/v1/ports/${port.id}`)).body.binding).toBeNull();
     const again = await vmc(a, 'POST', '/v1/vms', { name: 'vm2', image: image.id, worker: 'node05', ports: [port.id] });
     expect(again.status).toBe(201);
@@ -185,7 +258,8 @@ describe('prismnet and plasmavmc control APIs (real etcd, lab iam)', () => {
     expect((await vmc(a, 'DELETE', `/v1/vms/${again.body.id}`)).status).toBe(200);
     expect((await net(a, 'DELETE', `/v1/ports/${port.id}`)).status).toBe(200);
     expect((await net(a, 'DELETE', `/v1/networks/${network.id}`)).status).toBe(200);
-    expect(await everything(a)).toEqual({ networks: [], ports: [], vms: [] });
+    expect((await vol(a, 'DELETE', `/v1/volumes/${volume.id}`)).status).toBe(200);
+    expect(await everything(a)).toEqual({ networks: [], ports: [], vms: [], volumes: [] });
     // The freed VXLAN id and address are handed out again.
     const n2 = (await net(a, 'POST', '/v1/networks', { name: 'web', cidr: '10.240.0.0/24' })).body;
     expect(n2.vni).toBe(4096);

@@ -34,15 +34,21 @@ export const protocolSurfaces: Step<{ cluster: Cluster }> = {
   proves: 'every declared port and health probe of every service, from inside each node, and every exposed port from the host',
   needs: ['readiness'],
   run: async ({ cluster }, step) => {
-    // Judged over a short window: one sample on a TCG guest under load can miss a busy service.
+    // Judged over a short window: one sample on a TCG guest under load can miss a busy service, so
+    // a surface that answered once in the window has answered (not all of them in the same sample).
     let attempts = 0;
     let results: SurfaceResult[] = [];
+    const answered = new Map<string, SurfaceResult>();
+    const key = (r: SurfaceResult) => `${r.node}|${r.service}|${r.check}`;
     await waitFor('every declared surface answers', { timeoutMs: 45_000, intervalMs: 3000 }, async () => {
       attempts++;
-      results = [
-        ...(await Promise.all(cluster.nodes().map((n) => probeSurfaces(cluster.profile, n)))).flat(),
-        ...(await exposedSurfaces(cluster)),
-      ];
+      // One node at a time: six guests forking probes at once starve the chainfire leader's
+      // heartbeats on a 2-core TCG host, which is then what the probes would report.
+      const sample: SurfaceResult[] = [];
+      for (const n of cluster.nodes()) sample.push(...(await probeSurfaces(cluster.profile, n)));
+      sample.push(...(await exposedSurfaces(cluster)));
+      for (const r of sample.filter((x) => x.ok)) answered.set(key(r), r);
+      results = sample.map((r) => answered.get(key(r)) ?? r);
       const bad = results.filter((r) => !r.ok);
       if (bad.length)
         throw new CheckFailed(

@@ -1,3 +1,4 @@
+import type { CoronafsClient } from '../../services/coronafs.js';
 import type { IamClient } from '../../services/iam.js';
 import type { PlasmavmcClient } from '../../services/plasmavmc.js';
 import type { PrismnetClient } from '../../services/prismnet.js';
@@ -13,16 +14,29 @@ export async function laneTenants(iam: IamClient, lane: string): Promise<{ a: Te
   return { a: await token(`${lane}-tenant-a`), b: await token(`${lane}-tenant-b`) };
 }
 
-/** Delete everything a tenant has: VMs first (their ports are released), then ports, then networks. */
-export async function sweepTenant(who: TenantToken, plasmavmc: PlasmavmcClient, prismnet: PrismnetClient): Promise<string[]> {
+/** Delete everything a tenant has: VMs first (their ports and volumes are released), then volumes, ports, security groups, networks. */
+export async function sweepTenant(
+  who: TenantToken,
+  plasmavmc: PlasmavmcClient,
+  prismnet: PrismnetClient,
+  coronafs: CoronafsClient,
+): Promise<string[]> {
   const gone: string[] = [];
   for (const vm of await plasmavmc.vms(who)) {
     await plasmavmc.deleteVm(who, vm.id);
     gone.push(vm.id);
   }
+  for (const v of await coronafs.volumes(who)) {
+    await coronafs.deleteVolume(who, v.id);
+    gone.push(v.id);
+  }
   for (const p of await prismnet.ports(who)) {
     await prismnet.deletePort(who, p.id);
     gone.push(p.id);
+  }
+  for (const g of await prismnet.securityGroups(who)) {
+    await prismnet.deleteSecurityGroup(who, g.id);
+    gone.push(g.id);
   }
   for (const n of await prismnet.networks(who)) {
     await prismnet.deleteNetwork(who, n.id);

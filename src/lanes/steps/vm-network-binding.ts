@@ -8,7 +8,7 @@ import type { TenantToken } from '../../services/tenant-api.js';
 import type { ClusterEnv, Step } from '../lane.js';
 import type { RunState } from './state.js';
 
-type Env = ClusterEnv<'plasmavmc' | 'prismnet'> & { state: RunState };
+type Env = ClusterEnv<'plasmavmc' | 'prismnet' | 'coronafs'> & { state: RunState };
 
 /** What tenant B tries on tenant A's objects: every one must be a 404 (A's objects do not exist for B). */
 function isolationProbes(net: Network, vm: Vm): { service: 'plasmavmc' | 'prismnet'; method: string; path: string; body?: unknown }[] {
@@ -45,15 +45,15 @@ async function tenantGet(via: Node, ip: string, path: string): Promise<string> {
 /**
  * Two VMs on one tenant network, one per worker: each takes the address its port reserved over
  * DHCP, each reaches the other across workers over VXLAN, and the ports show their bindings (in
- * the API and as taps and leases on the workers). Deleting one VM removes its binding, tap, lease
+ * the API and as taps and leases on the workers); a security group closes a port and opens it. Deleting one VM removes its binding, tap, lease
  * and unit, and the port can be bound again. Tenant B sees none of it.
  */
 export const vmNetworkBinding: Step<Env> = {
   name: 'vm-network-binding',
   proves:
-    'two VMs on one tenant network (one per worker) get their DHCP addresses and reach each other over VXLAN; bindings show in the API and as taps and leases; deleting a VM removes its binding, tap, lease and unit, and the port binds again; another tenant sees and changes none of it',
+    'two VMs on one tenant network (one per worker) get their DHCP addresses and reach each other over VXLAN; bindings show in the API and as taps and leases; a security group without an HTTP rule closes a port and one with it opens it; deleting a VM removes its binding, tap, lease and unit, and the port binds again; another tenant sees and changes none of it',
   needs: ['worker-virtualization'],
-  run: async ({ services: { plasmavmc, prismnet }, cluster, state }, step) => {
+  run: async ({ services: { plasmavmc, prismnet, coronafs }, cluster, state }, step) => {
     const hosted = state.hosted;
     if (!hosted) throw new CheckFailed('worker-virtualization left no VMs to network');
     const { tenant: a, other: b, network: net, vms } = hosted;
@@ -115,6 +115,32 @@ export const vmNetworkBinding: Step<Env> = {
     };
     await waitFor('each VM reachable across workers', { timeoutMs: 30_000, intervalMs: 2000 }, () => reachBoth().catch(explain));
 
+    // Security groups: the last VM's port closed to HTTP (nftables on its worker), then opened to the network.
+    const [x, y] = [vms[0]!, vms.at(-1)!];
+    const probe = () => tenantGet(dhcpNode, x.nics[0]!.ip, `/cgi-bin/probe?ip=${y.nics[0]!.ip}`);
+    const closed = await prismnet.createSecurityGroup(a, 'smoke-closed', [{ protocol: 'udp', port: 9 }]);
+    const open = await prismnet.createSecurityGroup(a, 'smoke-http', [{ protocol: 'tcp', port: 80, from: net.cidr }]);
+    await prismnet.setSecurityGroups(a, y.nics[0]!.port, [closed.id]);
+    await waitFor(
+      `vm ${y.id} (${y.worker}) refuses HTTP from vm ${x.id} under a group without that rule`,
+      { timeoutMs: 30_000, intervalMs: 1000 },
+      async () => {
+        const got = await probe();
+        if (got.includes(y.id)) throw new Error(`still answered: ${got}`);
+      },
+    );
+    await prismnet.setSecurityGroups(a, y.nics[0]!.port, [open.id]);
+    await waitFor(
+      `vm ${y.id} answers HTTP from vm ${x.id} again under a group allowing tcp/80 from ${net.cidr}`,
+      { timeoutMs: 30_000, intervalMs: 1000 },
+      async () => {
+        const got = await probe();
+        if (!got.includes(y.id)) throw new Error(`not answered: ${got}`);
+      },
+    );
+    await prismnet.setSecurityGroups(a, y.nics[0]!.port, []);
+    for (const g of [closed, open]) await prismnet.deleteSecurityGroup(a, g.id);
+
     await checkIsolation(plasmavmc, prismnet, b, net, vms[0]!);
 
     // Delete the VM on the last worker: its binding, tap, lease and unit go.
@@ -139,6 +165,7 @@ export const vmNetworkBinding: Step<Env> = {
       throw new CheckFailed(`port ${nic.port} did not bind to the new vm ${again.id}: ${JSON.stringify(rebound.binding)}`);
     for (const vm of [again, ...vms.slice(0, -1)]) await plasmavmc.deleteVm(a, vm.id);
     for (const vm of vms) await prismnet.deletePort(a, vm.nics[0]!.port);
+    for (const d of vms.flatMap((vm) => vm.disks)) await coronafs.deleteVolume(a, d.volume);
     await prismnet.deleteNetwork(a, net.id);
     state.hosted = undefined;
 

@@ -1,8 +1,8 @@
 #!/bin/sh
 # TCG guests on a 2-core host stall for hundreds of ms: etcd heartbeat 500 ms / election 5 s.
 # control plane: chainfire (etcd) x3, flaredb (PostgreSQL primary on the first control-plane node,
-# streaming standbys on the others), iam, flaredb's HTTP surface and the plasmavmc and prismnet
-# control APIs on each.
+# streaming standbys on the others), iam, flaredb's HTTP surface, and the VM-hosting control APIs
+# (one process: plasmavmc, prismnet, coronafs with this node's controller exports) on each.
 set -eu
 . /usr/local/lib/ultracloud/cluster-lib.sh
 cps=$(nodes_with_role control-plane)
@@ -26,8 +26,8 @@ FLAREDB_PRIMARY=$primary
 FLAREDB_PRIMARY_IP=$(ip_of "$primary")
 EOT
 touch /etc/ultracloud/iam.env
-# The control APIs (plasmavmc, prismnet) use the local chainfire member and iam first.
+# The control APIs (plasmavmc, prismnet, coronafs, with the controller's volume exports) use the local chainfire member and iam first.
 cf="http://127.0.0.1:2379"; iam="http://127.0.0.1:8080"
 for n in $cps; do [ "$n" = "$NODE_NAME" ] || { cf="$cf http://$(ip_of "$n"):2379"; iam="$iam http://$(ip_of "$n"):8080"; }; done
 printf "CHAINFIRE_ENDPOINTS='%s'\nIAM_ENDPOINTS='%s'\n" "$cf" "$iam" > /etc/ultracloud/control-apis.env
-systemctl --no-block start chainfire.service flaredb.service iam.service flaredb-http.service plasmavmc.service prismnet.service
+systemctl --no-block start chainfire.service flaredb.service iam.service flaredb-http.service control-apis.service

@@ -44,9 +44,12 @@ class Chainfire {
     return kv ? { value: JSON.parse(unb64(kv.value)), modRevision: kv.mod_revision } : null;
   }
 
-  /** Every value under a prefix, in key order. */
-  async list(prefix) {
-    const r = await this.call('/v3/kv/range', { key: b64(prefix), range_end: prefixEnd(prefix) });
+  /**
+   * Every value under a prefix, in key order. `serializable`: answered by the member asked, with no
+   * round to the leader (agents' reconcile reads: a stale answer is corrected by the next change).
+   */
+  async list(prefix, { serializable = false } = {}) {
+    const r = await this.call('/v3/kv/range', { key: b64(prefix), range_end: prefixEnd(prefix), ...(serializable ? { serializable: true } : {}) });
     return (r.kvs || []).map((kv) => ({ key: unb64(kv.key), value: JSON.parse(unb64(kv.value)), modRevision: kv.mod_revision }));
   }
 

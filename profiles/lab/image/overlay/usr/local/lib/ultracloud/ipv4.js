@@ -17,6 +17,14 @@ function parseCidr(cidr) {
   return { base, prefix, size };
 }
 
+/** Any IPv4 CIDR (/0../32, aligned): a security group rule's source. */
+function parseCidrAny(cidr) {
+  const m = /^([0-9.]+)\/(\d{1,2})$/.exec(String(cidr));
+  if (!m || !IP_RE.test(m[1]) || Number(m[2]) > 32) return null;
+  const size = 2 ** (32 - Number(m[2]));
+  return toInt(m[1]) % size === 0 ? { base: toInt(m[1]), prefix: Number(m[2]), size } : null;
+}
+
 const overlaps = (a, b) => a.base < b.base + b.size && b.base < a.base + a.size;
 
 /** Host addresses: .1 the gateway, .2 the DHCP server on the network's DHCP worker, ports from .10. */
@@ -25,4 +33,4 @@ const dhcpServer = (net) => toIp(net.base + 2);
 const firstPortHost = 10;
 const netmask = (prefix) => toIp(2 ** 32 - 2 ** (32 - prefix));
 
-module.exports = { IP_RE, toInt, toIp, parseCidr, overlaps, gateway, dhcpServer, firstPortHost, netmask };
+module.exports = { IP_RE, toInt, toIp, parseCidr, parseCidrAny, overlaps, gateway, dhcpServer, firstPortHost, netmask };

@@ -3,10 +3,12 @@
 // (plasmavmc-vm@<id>.service) with a QMP socket and a console log. Status goes back to chainfire.
 'use strict';
 const fs = require('node:fs');
+const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
-const { serve, fail } = require('./http-json.js');
+const { serve, fail, sleep } = require('./http-json.js');
+const { qmpSession } = require('./qmp.js');
 const { chainfire, reconciler } = require('./chainfire.js');
 const { run, units } = require('./host-cmd.js');
 
@@ -71,7 +73,7 @@ function importImage(image) {
   return { kernel: path.join(dir, 'vmlinuz'), initrd: path.join(dir, 'initrd.img') };
 }
 
-function qemuArgv(vm, accel, img) {
+function qemuArgv(vm, accel, img, incomingPort) {
   const argv = [
     'qemu-system-x86_64', '-name', `plasmavmc-${vm.id}`, '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
     '-machine', 'pc', '-accel', accel === 'kvm' ? 'kvm' : 'tcg,tb-size=32', '-smp', String(vm.vcpus), '-m', String(vm.memoryMiB),
@@ -82,6 +84,9 @@ function qemuArgv(vm, accel, img) {
   vm.nics.forEach((n, i) => {
     argv.push('-netdev', `tap,id=n${i},ifname=${n.tap},script=no,downscript=no`, '-device', `virtio-net-pci,netdev=n${i},mac=${n.mac},romfile=`);
   });
+  // coronafs volumes over NBD: the same export from any worker, which is what lets the VM migrate.
+  for (const d of vm.disks || []) argv.push('-drive', `file=nbd://${d.host}:${d.port}/${d.exportName},format=raw,if=virtio,cache=none`);
+  if (incomingPort) argv.push('-incoming', `tcp:0.0.0.0:${incomingPort}`);
   if (argv.some((a) => a.includes('\n'))) throw new Error(`vm ${vm.id}: an argument holds a newline`);
   return argv;
 }
@@ -93,26 +98,104 @@ async function publish(id, status) {
   published.set(id, text);
 }
 
-async function startVm(vm, accel) {
+/** Taps prismnet-agent has not made yet for the VM's ports (it makes them from the bindings). */
+function missingTaps(vm) {
   const missing = vm.nics.filter((n) => !fs.existsSync(`/sys/class/net/${n.tap}`)).map((n) => n.tap);
-  if (missing.length) {
-    setTimeout(trigger, 1000); // prismnet-agent makes taps from the bindings; look again shortly
-    return publish(vm.id, { state: 'waiting', reason: `tap ${missing.join(', ')} not made by prismnet-agent yet`, generation: vm.generation });
+  if (missing.length) setTimeout(trigger, 1000); // look again shortly
+  return missing;
+}
+
+/** Volumes whose NBD export does not accept a connection from here yet (coronafs-agent starts it). */
+async function unreachableDisks(vm) {
+  const down = [];
+  for (const d of vm.disks || []) {
+    const ok = await new Promise((resolve) => {
+      const sock = net.connect({ host: d.host, port: d.port, timeout: 2000 });
+      const done = (up) => {
+        sock.destroy();
+        resolve(up);
+      };
+      sock.on('connect', () => done(true));
+      sock.on('timeout', () => done(false));
+      sock.on('error', () => done(false));
+    });
+    if (!ok) down.push(`${d.volume} at ${d.host}:${d.port}`);
   }
+  if (down.length) setTimeout(trigger, 1000);
+  return down;
+}
+
+/** Start the VM's unit: a fresh boot, or (incomingPort) a QEMU waiting for a live migration. */
+async function startVm(vm, accel, incomingPort) {
   const img = importImage(vm.image);
   fs.mkdirSync(path.join(RUN, vm.id), { recursive: true });
   fs.mkdirSync(vmDir(vm.id), { recursive: true });
-  fs.writeFileSync(path.join(RUN, vm.id, 'argv'), `${qemuArgv(vm, accel, img).join('\n')}\n`);
-  fs.appendFileSync(path.join(vmDir(vm.id), 'console.log'), `\n=== plasmavmc: start generation ${vm.generation} on ${NODE} at ${new Date().toISOString()} ===\n`);
+  fs.writeFileSync(path.join(RUN, vm.id, 'argv'), `${qemuArgv(vm, accel, img, incomingPort).join('\n')}\n`);
+  const what = incomingPort ? `incoming migration from ${vm.worker} on port ${incomingPort}` : 'start';
+  fs.appendFileSync(path.join(vmDir(vm.id), 'console.log'), `\n=== plasmavmc: ${what} generation ${vm.generation} on ${NODE} at ${new Date().toISOString()} ===\n`);
   await run('systemctl', ['reset-failed', unitOf(vm.id)]).catch(() => {});
   await run('systemctl', ['restart', unitOf(vm.id)]);
   started.set(vm.id, vm.generation);
 }
 
+/**
+ * Live migration, driven through chainfire: the target starts QEMU with -incoming and says
+ * "listening"; the source migrates over QMP to the target's cluster address and reports the
+ * outcome with QEMU's own figures. The API then moves the VM (and its ports) to the target.
+ */
+async function migrationStep(vm, accel) {
+  const key = `${K}/migrations/${vm.id}`;
+  const m = vm.migration;
+  const state = (await cf.get(key))?.value;
+  if (m.to === NODE && !state) {
+    if (missingTaps(vm).length) return;
+    const down = await unreachableDisks(vm);
+    if (down.length) throw new Error(`${NODE} cannot reach volume ${down.join(', ')}`);
+    await startVm(vm, accel, m.port);
+    // Say "listening" only once QEMU is (a probe connection would be taken as the migration stream).
+    for (let i = 0; !(await run('ss', ['-Hltn', `sport = :${m.port}`])).trim(); i++) {
+      if (i > 100) throw new Error(`QEMU on ${NODE} never listened on ${m.port} for the incoming migration`);
+      await sleep(200);
+    }
+    await cf.put(key, { phase: 'listening', target: NODE, targetIp: IP, port: m.port, at: Date.now() });
+  } else if (vm.worker === NODE && state?.phase === 'listening') {
+    await cf.put(key, { ...state, phase: 'migrating' });
+    const qmp = await qmpSession(path.join(RUN, vm.id, 'qmp.sock'));
+    try {
+      await qmp.execute('migrate-set-parameters', { 'max-bandwidth': 1 << 30, 'downtime-limit': 300 });
+      await qmp.execute('migrate', { uri: `tcp:${state.targetIp}:${state.port}` });
+      for (;;) {
+        const q = await qmp.execute('query-migrate');
+        if (q.status === 'completed') {
+          await cf.put(key, { ...state, phase: 'completed', totalMs: q['total-time'], downtimeMs: q.downtime, ramBytes: q.ram?.transferred, setupMs: q['setup-time'] });
+          break;
+        }
+        if (q.status === 'failed' || q.status === 'cancelled') {
+          await cf.put(key, { ...state, phase: 'failed', reason: q['error-desc'] || q.status });
+          break;
+        }
+        await sleep(200);
+      }
+    } finally {
+      qmp.close();
+    }
+  }
+}
+
 async function reconcile(accel) {
-  const vms = (await cf.list(`${K}/vms/`)).map((x) => x.value).filter((v) => v.worker === NODE);
+  const all = (await cf.list(`${K}/vms/`, { serializable: true })).map((x) => x.value);
+  const vms = all.filter((v) => v.worker === NODE);
+  const incoming = all.filter((v) => v.migration?.to === NODE);
   const active = await units('plasmavmc-vm@*.service');
+  for (const vm of [...vms, ...incoming].filter((v) => v.migration && v.desired === 'running')) {
+    try {
+      await migrationStep(vm, accel);
+    } catch (e) {
+      await cf.put(`${K}/migrations/${vm.id}`, { phase: 'failed', reason: `${NODE}: ${e.message}` });
+    }
+  }
   for (const vm of vms) {
+    if (vm.migration) continue; // the source keeps running it as it is until the move
     const unit = unitOf(vm.id);
     const state = active[unit] || 'inactive';
     try {
@@ -122,7 +205,19 @@ async function reconcile(accel) {
           await publish(vm.id, { state: 'failed', reason: `${unit} failed (${result}); see its journal on ${NODE}`, generation: vm.generation, accel });
           continue;
         }
-        if (state !== 'active' || started.get(vm.id) !== vm.generation) await startVm(vm, accel);
+        if (state !== 'active' || started.get(vm.id) !== vm.generation) {
+          const missing = missingTaps(vm);
+          if (missing.length) {
+            await publish(vm.id, { state: 'waiting', reason: `tap ${missing.join(', ')} not made by prismnet-agent yet`, generation: vm.generation });
+            continue;
+          }
+          const down = await unreachableDisks(vm);
+          if (down.length) {
+            await publish(vm.id, { state: 'waiting', reason: `volume ${down.join(', ')} not exported yet`, generation: vm.generation });
+            continue;
+          }
+          await startVm(vm, accel);
+        }
         if (started.get(vm.id) === vm.generation)
           await publish(vm.id, { state: 'running', unit, accel, generation: vm.generation, qmp: `${RUN}/${vm.id}/qmp.sock`, console: `${vmDir(vm.id)}/console.log` });
       } else {
@@ -138,8 +233,8 @@ async function reconcile(accel) {
       await publish(vm.id, { state: 'failed', reason: e.message, generation: vm.generation, accel });
     }
   }
-  // A unit whose VM is gone from here (deleted, or placed elsewhere) is stopped.
-  const ids = new Set(vms.map((v) => v.id));
+  // A unit whose VM is gone from here (deleted, migrated, or an abandoned incoming one) is stopped.
+  const ids = new Set([...vms, ...incoming].map((v) => v.id));
   for (const [unit, state] of Object.entries(active)) {
     const id = unit.replace(/^plasmavmc-vm@|\.service$/g, '');
     if (ids.has(id)) continue;
@@ -155,9 +250,9 @@ let trigger = () => {};
   const { accel, reason } = await probeAccel();
   console.log(`plasmavmc-agent on ${NODE}: accelerator ${accel} (${reason})`);
   const info = () => ({ name: NODE, ip: IP, accel, accelReason: reason, memoryMiB: Math.floor(os.totalmem() / 1048576), cpus: os.cpus().length, agentPort: PORT });
-  cf.register(`${K}/workers/${NODE}`, info, 10);
-  trigger = reconciler('plasmavmc-agent', () => reconcile(accel), 5000);
-  cf.watch([`${K}/vms/`], trigger);
+  cf.register(`${K}/workers/${NODE}`, info, 15);
+  trigger = reconciler('plasmavmc-agent', () => reconcile(accel), 15000);
+  cf.watch([`${K}/vms/`, `${K}/migrations/`], trigger);
   serve('plasmavmc-agent', PORT, {
     'GET /health': async () => [200, { status: 'ok', service: 'plasmavmc-agent', ...info() }],
     'GET /v1/vms/:id/console': async (_r, p, _b, url) => {

@@ -2,44 +2,44 @@
 // scoped to the caller's tenant. Ports come from prismnet (bound with the caller's token); the
 // agent on the VM's worker runs it. VM ids are stable for the VM's whole life.
 'use strict';
-const crypto = require('node:crypto');
 const { serve, request, sleep, fail, field } = require('./http-json.js');
 const { guarded } = require('./iam-auth.js');
 const { chainfire } = require('./chainfire.js');
+const { isName, newId, ownedIn } = require('./tenant-store.js');
 
 const PORT = Number(process.env.PLASMAVMC_PORT || 8100);
 const PRISMNET = process.env.PRISMNET_ENDPOINT || 'http://127.0.0.1:8110';
+const CORONAFS = process.env.CORONAFS_ENDPOINT || 'http://127.0.0.1:8120';
+const MIGRATE_WAIT_MS = Number(process.env.PLASMAVMC_MIGRATE_WAIT_MS || 180000);
 const DELETE_WAIT_MS = Number(process.env.PLASMAVMC_DELETE_WAIT_MS || 30000);
 const cf = chainfire();
 const K = '/ultracloud/plasmavmc';
-const NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;
-const isName = (v) => typeof v === 'string' && NAME.test(v);
 const isInt = (lo, hi) => (v) => Number.isInteger(v) && v >= lo && v <= hi;
-const newId = (p) => `${p}${crypto.randomBytes(5).toString('hex')}`;
 const isFileUrl = (v) => typeof v === 'string' && /^file:\/\/\/[^\0]+$/.test(v);
 
-const workers = async () => (await cf.list(`${K}/workers/`)).map((x) => x.value);
+/** Registered agents; `{ serializable: true }` for /health (no leader round trip for a liveness probe). */
+const workers = async (o) => (await cf.list(`${K}/workers/`, o)).map((x) => x.value);
 
-async function owned(kind, id, tenant) {
-  const got = await cf.get(`${K}/${kind}/${id}`);
-  if (!got || got.value.tenant !== tenant) throw fail(404, `no ${kind.replace(/s$/, '')} ${id}`);
-  return got;
-}
+const owned = ownedIn(cf, K);
 
 async function vmView(vm) {
   const status = await cf.get(`${K}/status/${vm.id}`);
   return { ...vm, status: status ? status.value : { state: 'pending' } };
 }
 
-/** prismnet, as the caller: the token travels with the request, so tenancy is prismnet's to enforce. */
-async function prismnet(req, method, path, body) {
-  const r = await request(method, `${PRISMNET}${path}`, body, { authorization: req.headers.authorization });
-  if (r.status >= 300) throw fail(r.status, `prismnet ${method} ${path}: ${r.body?.error || r.status}`);
+/** prismnet or coronafs, as the caller: the token travels with the request, so tenancy is theirs to enforce. */
+const asCaller = (service, base) => async (req, method, path, body) => {
+  const r = await request(method, `${base}${path}`, body, { authorization: req.headers.authorization });
+  if (r.status >= 300) throw fail(r.status, `${service} ${method} ${path}: ${r.body?.error || r.status}`);
   return r.body;
-}
+};
+const prismnet = asCaller('prismnet', PRISMNET);
+const coronafs = asCaller('coronafs', CORONAFS);
 
-async function unbindAll(req, vm) {
+/** Give back what a VM holds: its ports' bindings and its volumes' attachments. */
+async function release(req, vm) {
   for (const n of vm.nics) await prismnet(req, 'POST', `/v1/ports/${n.port}/unbind`, { vm: vm.id });
+  for (const d of vm.disks) await coronafs(req, 'POST', `/v1/volumes/${d.volume}/detach`, { vm: vm.id });
 }
 
 /** Change what the agent should do with a VM (optimistic: retried when the record moved underneath). */
@@ -55,7 +55,7 @@ async function setVm(id, tenant, change) {
 
 serve('plasmavmc', PORT, {
   'GET /health': async () => {
-    const w = await workers();
+    const w = await workers({ serializable: true });
     return [200, { status: 'ok', service: 'plasmavmc', node: process.env.NODE_NAME, workers: w.map(({ name, accel }) => ({ name, accel })) }];
   },
   'GET /v1/workers': guarded(async () => [200, { workers: await workers() }]),
@@ -86,24 +86,29 @@ serve('plasmavmc', PORT, {
     const vcpus = field(body, 'vcpus', isInt(1, 4), 'an integer from 1 to 4', 1);
     const memoryMiB = field(body, 'memoryMiB', isInt(64, 2048), 'an integer from 64 to 2048', 128);
     const ports = field(body, 'ports', (v) => Array.isArray(v) && v.length <= 4 && v.every((x) => typeof x === 'string'), 'a list of up to 4 prismnet port ids', []);
-    const volumes = field(body, 'volumes', (v) => Array.isArray(v) && v.length === 0, 'empty (coronafs volumes are not attachable yet)', []);
+    const volumes = field(body, 'volumes', (v) => Array.isArray(v) && v.length <= 4 && v.every((x) => typeof x === 'string'), 'a list of up to 4 coronafs volume ids', []);
     if (new Set(ports).size !== ports.length) throw fail(400, 'ports lists a port twice');
+    if (new Set(volumes).size !== volumes.length) throw fail(400, 'volumes lists a volume twice');
     const image = (await owned('images', imageId, tenant)).value;
     const registered = await workers();
     if (!registered.some((w) => w.name === worker))
       throw fail(409, `worker ${worker} is not registered with plasmavmc (registered: ${registered.map((w) => w.name).join(', ') || 'none'})`);
     const id = newId('v');
-    const nics = [];
+    const held = { id, nics: [], disks: [] };
     try {
       for (const port of ports) {
         const b = await prismnet(req, 'POST', `/v1/ports/${port}/bind`, { worker, vm: id });
-        nics.push({ port, network: b.network, mac: b.mac, ip: b.ip, tap: b.binding.tap });
+        held.nics.push({ port, network: b.network, mac: b.mac, ip: b.ip, tap: b.binding.tap });
+      }
+      for (const volume of volumes) {
+        const v = await coronafs(req, 'POST', `/v1/volumes/${volume}/attach`, { vm: id });
+        held.disks.push({ volume, host: v.host, port: v.port, exportName: v.exportName, kind: v.kind, node: v.node });
       }
     } catch (e) {
-      for (const n of nics) await prismnet(req, 'POST', `/v1/ports/${n.port}/unbind`, { vm: id }).catch(() => {});
+      await release(req, held).catch(() => {});
       throw e;
     }
-    const vm = { id, tenant, name, worker, vcpus, memoryMiB, image, nics, volumes, desired: 'running', generation: 1, createdAt: new Date().toISOString() };
+    const vm = { id, tenant, name, worker, vcpus, memoryMiB, image, nics: held.nics, disks: held.disks, desired: 'running', generation: 1, createdAt: new Date().toISOString() };
     await cf.put(`${K}/vms/${id}`, vm);
     return [201, await vmView(vm)];
   }),
@@ -123,8 +128,37 @@ serve('plasmavmc', PORT, {
     const worker = field(body, 'worker', isName, 'the name of a registered worker');
     if (worker === vm.worker) throw fail(409, `vm ${vm.id} is already on ${worker}`);
     const registered = await workers();
-    if (!registered.some((w) => w.name === worker)) throw fail(409, `worker ${worker} is not registered with plasmavmc`);
-    throw fail(501, 'live migration needs a shared coronafs volume; not available yet');
+    if (!registered.some((w) => w.name === worker))
+      throw fail(409, `worker ${worker} is not registered with plasmavmc (registered: ${registered.map((w) => w.name).join(', ') || 'none'})`);
+    const status = (await cf.get(`${K}/status/${vm.id}`))?.value;
+    if (vm.desired !== 'running' || status?.state !== 'running') throw fail(409, `vm ${vm.id} is not running (${status?.state || 'pending'}); only a running VM migrates live`);
+    if (vm.migration) throw fail(409, `vm ${vm.id} is already migrating to ${vm.migration.to}`);
+    const from = vm.worker;
+    const t0 = Date.now();
+    for (const n of vm.nics) await prismnet(req, 'POST', `/v1/ports/${n.port}/prepare-move`, { vm: vm.id, worker });
+    await cf.del(`${K}/migrations/${vm.id}`);
+    await setVm(vm.id, tenant, () => ({ migration: { to: worker, port: 49152 + Math.floor(Math.random() * 8000), requestedAt: new Date().toISOString() } }));
+    let outcome;
+    for (;;) {
+      outcome = (await cf.get(`${K}/migrations/${vm.id}`))?.value;
+      if (outcome?.phase === 'completed' || outcome?.phase === 'failed') break;
+      if (Date.now() - t0 > MIGRATE_WAIT_MS) {
+        outcome = { phase: 'failed', reason: `no outcome within ${MIGRATE_WAIT_MS / 1000} s (last phase: ${outcome?.phase || 'none: the target never listened'})` };
+        break;
+      }
+      await sleep(250);
+    }
+    if (outcome.phase !== 'completed') {
+      await setVm(vm.id, tenant, () => ({ migration: null }));
+      for (const n of vm.nics) await prismnet(req, 'POST', `/v1/ports/${n.port}/prepare-move`, { vm: vm.id, worker: null }).catch(() => {});
+      await cf.del(`${K}/migrations/${vm.id}`);
+      throw fail(502, `migration of vm ${vm.id} from ${from} to ${worker} failed: ${outcome.reason}; the vm stays on ${from}`);
+    }
+    for (const n of vm.nics) await prismnet(req, 'POST', `/v1/ports/${n.port}/move`, { vm: vm.id, worker });
+    const moved = await setVm(vm.id, tenant, () => ({ worker, migration: null }));
+    await cf.del(`${K}/migrations/${vm.id}`);
+    const summary = { vm: vm.id, from, to: worker, wallMs: Date.now() - t0, qemuTotalMs: outcome.totalMs, downtimeMs: outcome.downtimeMs, ramBytes: outcome.ramBytes, disks: vm.disks };
+    return [200, { ...(await vmView(moved)), migrated: summary }];
   }),
   /** Stop the VM on its worker, then release its ports: the port's tap and lease go with the binding. */
   'DELETE /v1/vms/:id': guarded(async (req, p, _b, _u, { tenant }) => {
@@ -138,10 +172,10 @@ serve('plasmavmc', PORT, {
         throw fail(504, `the agent on ${vm.worker} did not confirm vm ${vm.id} stopped within ${DELETE_WAIT_MS / 1000} s (last state: ${s.value.state}); DELETE again to finish`);
       await sleep(250);
     }
-    await unbindAll(req, vm);
+    await release(req, vm);
     await cf.del(`${K}/vms/${vm.id}`);
     await cf.del(`${K}/status/${vm.id}`);
-    return [200, { deleted: vm.id, released: vm.nics.map((n) => n.port) }];
+    return [200, { deleted: vm.id, released: [...vm.nics.map((n) => n.port), ...vm.disks.map((d) => d.volume)] }];
   }),
   'GET /v1/vms/:id/console': guarded(async (_r, p, _b, url, { tenant }) => {
     const { value: vm } = await owned('vms', p.id, tenant);

@@ -1,7 +1,7 @@
 // prismnet-agent (lab): applies the declared tenant networks to this worker. Per network a bridge
 // and a VXLAN device over the cluster NIC with static flood entries for the other workers; a tap
 // per port bound here; on the network's DHCP worker, dnsmasq with one reservation per bound port.
-// Unbinding a port removes its tap and its DHCP lease.
+// Unbinding a port removes its tap and its DHCP lease. Security groups become nftables rules.
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
@@ -82,6 +82,40 @@ async function ensureDhcp(net, ports, active) {
   }
 }
 
+/**
+ * Security groups as nftables rules in one bridge-family table, replaced atomically: traffic
+ * bridged out to a guarded port's tap is accepted when it answers a connection (conntrack), is
+ * ARP or a DHCP reply, or matches one of its groups' ingress rules; everything else is dropped.
+ */
+let appliedRules = null;
+function renderRules(here, groups) {
+  const guarded = here.filter((p) => (p.securityGroups || []).length);
+  const lines = ['table bridge prismnet {}', 'flush table bridge prismnet', 'table bridge prismnet {'];
+  lines.push('  chain forward {', '    type filter hook forward priority 0; policy accept;');
+  for (const p of guarded) lines.push(`    oifname "${p.binding.tap}" jump sg_${p.id}`);
+  lines.push('  }');
+  for (const p of guarded) {
+    lines.push(`  chain sg_${p.id} {`, '    ct state established,related accept', '    ether type arp accept', '    udp sport 67 udp dport 68 accept');
+    for (const r of p.securityGroups.flatMap((id) => groups.get(id)?.rules || [])) {
+      const from = r.from === '0.0.0.0/0' ? '' : `ip saddr ${r.from} `;
+      const what = r.protocol === 'icmp' ? 'icmp type echo-request' : r.port ? `${r.protocol} dport ${r.port}` : `meta l4proto ${r.protocol}`;
+      lines.push(`    ${from}${what} accept`);
+    }
+    lines.push('    drop', '  }');
+  }
+  lines.push('}');
+  return `${lines.join('\n')}\n`;
+}
+
+async function applyRules(here, groups) {
+  const text = renderRules(here, groups);
+  if (text === appliedRules) return;
+  fs.mkdirSync('/run/prismnet', { recursive: true });
+  fs.writeFileSync('/run/prismnet/security-groups.nft', text);
+  await run('nft', ['-f', '/run/prismnet/security-groups.nft']);
+  appliedRules = text;
+}
+
 async function publish(net, have) {
   const status = {
     node: NODE,
@@ -101,10 +135,13 @@ async function publish(net, have) {
 }
 
 async function reconcile() {
-  const [nets, ports, agents] = await Promise.all(['networks', 'ports', 'agents'].map((k) => cf.list(`${K}/${k}/`).then((l) => l.map((x) => x.value))));
+  const [nets, ports, agents, sgs] = await Promise.all(
+    ['networks', 'ports', 'agents', 'security-groups'].map((k) => cf.list(`${K}/${k}/`, { serializable: true }).then((l) => l.map((x) => x.value))),
+  );
   const nic = await nicWithAddress(IP);
   const peers = agents.filter((a) => a.node !== NODE).map((a) => a.ip).sort();
-  const here = ports.filter((p) => p.binding?.worker === NODE);
+  // Bound here, or arriving here by live migration (both workers hold a tap until the move).
+  const here = ports.filter((p) => p.binding?.worker === NODE || p.binding?.migratingTo === NODE);
   const wanted = nets.filter((n) => n.dhcpWorker === NODE || here.some((p) => p.network === n.id));
   let have = await links();
   const active = await units('prismnet-dhcp@*.service');
@@ -118,6 +155,7 @@ async function reconcile() {
     }
     if (net.dhcpWorker === NODE) await ensureDhcp(net, ports, active);
   }
+  await applyRules(here, new Map(sgs.map((g) => [g.id, g])));
   // Everything of ours that is no longer declared goes: taps of unbound ports, networks gone from here.
   const taps = new Set(here.map((p) => p.binding.tap));
   const devs = new Set(wanted.flatMap((n) => [bridgeOf(n), vxlanOf(n)]));
@@ -140,7 +178,7 @@ async function reconcile() {
   }
 }
 
-cf.register(`${K}/agents/${NODE}`, { node: NODE, ip: IP }, 10);
+cf.register(`${K}/agents/${NODE}`, { node: NODE, ip: IP }, 15);
 const trigger = reconciler('prismnet-agent', reconcile);
-cf.watch([`${K}/networks/`, `${K}/ports/`, `${K}/agents/`], trigger);
+cf.watch([`${K}/networks/`, `${K}/ports/`, `${K}/agents/`, `${K}/security-groups/`], trigger);
 console.log(`prismnet-agent on ${NODE} (${IP}) reconciling`);

@@ -6,24 +6,18 @@ const crypto = require('node:crypto');
 const { serve, fail, field } = require('./http-json.js');
 const { guarded } = require('./iam-auth.js');
 const { chainfire } = require('./chainfire.js');
+const { isName, newId, ownedIn } = require('./tenant-store.js');
 const ip4 = require('./ipv4.js');
 
 const PORT = Number(process.env.PRISMNET_PORT || 8110);
 const cf = chainfire();
 const K = '/ultracloud/prismnet';
 const VNI_FIRST = 4096;
-const NAME = /^[a-z0-9][a-z0-9-]{0,31}$/;
-const isName = (v) => typeof v === 'string' && NAME.test(v);
-const newId = (p) => `${p}${crypto.randomBytes(5).toString('hex')}`;
 
-const agents = async () => (await cf.list(`${K}/agents/`)).map((x) => x.value);
+/** Registered agents; `{ serializable: true }` for /health (no leader round trip for a liveness probe). */
+const agents = async (o) => (await cf.list(`${K}/agents/`, o)).map((x) => x.value);
 
-/** A tenant's own object, or 404: another tenant's object does not exist for the caller. */
-async function owned(kind, id, tenant) {
-  const got = await cf.get(`${K}/${kind}/${id}`);
-  if (!got || got.value.tenant !== tenant) throw fail(404, `no ${kind.replace(/s$/, '')} ${id}`);
-  return got;
-}
+const owned = ownedIn(cf, K);
 
 async function networkView(net) {
   const status = Object.fromEntries((await cf.list(`${K}/status/${net.id}/`)).map((x) => [x.value.node, x.value]));
@@ -47,12 +41,34 @@ async function allocateIp(net, portId, wanted) {
   throw fail(409, wanted ? `ip ${wanted} is already in use on network ${net.id}` : `network ${net.id} has no free address`);
 }
 
+const PROTOCOLS = ['tcp', 'udp', 'icmp'];
+/** Ingress rules: protocol, optional port (tcp/udp), source CIDR. Anything else to a guarded port is dropped. */
+function checkRules(rules) {
+  if (!Array.isArray(rules) || rules.length > 32) throw fail(400, 'rules must be a list of up to 32 rules');
+  return rules.map((r, i) => {
+    if (!r || typeof r !== 'object') throw fail(400, `rules[${i}] must be an object`);
+    if (!PROTOCOLS.includes(r.protocol)) throw fail(400, `rules[${i}].protocol must be one of ${PROTOCOLS.join(', ')}`);
+    if (r.port !== undefined && (r.protocol === 'icmp' || !Number.isInteger(r.port) || r.port < 1 || r.port > 65535))
+      throw fail(400, `rules[${i}].port must be 1-65535, and only for tcp or udp`);
+    const from = r.from ?? '0.0.0.0/0';
+    if (from !== '0.0.0.0/0' && !ip4.parseCidrAny(from)) throw fail(400, `rules[${i}].from must be an IPv4 CIDR such as 10.240.0.0/24`);
+    return { protocol: r.protocol, ...(r.port ? { port: r.port } : {}), from };
+  });
+}
+
+/** Security group ids a tenant owns (each checked), for a port. */
+async function ownGroups(ids, tenant) {
+  if (!Array.isArray(ids) || ids.length > 8 || !ids.every((x) => typeof x === 'string')) throw fail(400, 'securityGroups must be a list of up to 8 ids');
+  for (const id of ids) await owned('security-groups', id, tenant);
+  return [...new Set(ids)];
+}
+
 const mac = () => `52:54:00:${[...crypto.randomBytes(3)].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
 const tapOf = (portId) => `pnt${portId.slice(1)}`;
 
 serve('prismnet', PORT, {
   'GET /health': async () => {
-    const a = await agents();
+    const a = await agents({ serializable: true });
     return [200, { status: 'ok', service: 'prismnet', node: process.env.NODE_NAME, agents: a.map((x) => x.node).sort() }];
   },
   'GET /v1/agents': guarded(async () => [200, { agents: await agents() }]),
@@ -92,9 +108,10 @@ serve('prismnet', PORT, {
     const { value: net } = await owned('networks', p.id, tenant);
     const name = field(body, 'name', isName, 'a lowercase name of up to 32 characters', '');
     const wanted = field(body, 'ip', (v) => typeof v === 'string' && ip4.IP_RE.test(v), 'an IPv4 address', '');
+    const securityGroups = await ownGroups(body.securityGroups ?? [], tenant);
     const id = newId('p');
     const ip = await allocateIp(net, id, wanted);
-    const port = { id, tenant, network: net.id, name, mac: mac(), ip, binding: null, createdAt: new Date().toISOString() };
+    const port = { id, tenant, network: net.id, name, mac: mac(), ip, securityGroups, binding: null, createdAt: new Date().toISOString() };
     await cf.put(`${K}/ports/${id}`, port);
     return [201, port];
   }),
@@ -102,6 +119,32 @@ serve('prismnet', PORT, {
     const net = url.searchParams.get('network');
     const ports = (await cf.list(`${K}/ports/`)).map((x) => x.value).filter((x) => x.tenant === tenant && (!net || x.network === net));
     return [200, { ports }];
+  }),
+  /** Replace a port's security groups (an empty list opens it again). */
+  'PUT /v1/ports/:id/security-groups': guarded(async (_r, p, body, _u, { tenant }) => {
+    const got = await owned('ports', p.id, tenant);
+    const securityGroups = await ownGroups(field(body, 'securityGroups', Array.isArray, 'a list of security group ids'), tenant);
+    const next = { ...got.value, securityGroups };
+    if (!(await cf.update(`${K}/ports/${p.id}`, next, got.modRevision))) throw fail(409, `port ${p.id} changed meanwhile; retry`);
+    return [200, next];
+  }),
+  'POST /v1/security-groups': guarded(async (_r, _p, body, _u, { tenant }) => {
+    const name = field(body, 'name', isName, 'a lowercase name of up to 32 characters');
+    const rules = checkRules(field(body, 'rules', Array.isArray, 'a list of ingress rules'));
+    const sg = { id: newId('g'), tenant, name, rules, createdAt: new Date().toISOString() };
+    await cf.put(`${K}/security-groups/${sg.id}`, sg);
+    return [201, sg];
+  }),
+  'GET /v1/security-groups': guarded(async (_r, _p, _b, _u, { tenant }) => [
+    200,
+    { securityGroups: (await cf.list(`${K}/security-groups/`)).map((x) => x.value).filter((g) => g.tenant === tenant) },
+  ]),
+  'DELETE /v1/security-groups/:id': guarded(async (_r, p, _b, _u, { tenant }) => {
+    await owned('security-groups', p.id, tenant);
+    const users = (await cf.list(`${K}/ports/`)).map((x) => x.value).filter((x) => (x.securityGroups || []).includes(p.id));
+    if (users.length) throw fail(409, `security group ${p.id} is used by port(s) ${users.map((x) => x.id).join(', ')}`);
+    await cf.del(`${K}/security-groups/${p.id}`);
+    return [200, { deleted: p.id }];
   }),
   'GET /v1/ports/:id': guarded(async (_r, p, _b, _u, { tenant }) => [200, (await owned('ports', p.id, tenant)).value]),
   'DELETE /v1/ports/:id': guarded(async (_r, p, _b, _u, { tenant }) => {
@@ -124,6 +167,29 @@ serve('prismnet', PORT, {
     const bound = { ...port, binding: { worker, vm, tap: tapOf(port.id), at: new Date().toISOString() } };
     if (!(await cf.update(`${K}/ports/${port.id}`, bound, got.modRevision))) throw fail(409, `port ${port.id} changed while binding; retry`);
     return [200, bound];
+  }),
+  /** A migration is coming: the port's tap is made on `worker` too (null: the migration was abandoned). */
+  'POST /v1/ports/:id/prepare-move': guarded(async (_r, p, body, _u, { tenant }) => {
+    const got = await owned('ports', p.id, tenant);
+    const vm = field(body, 'vm', isName, 'the id of the VM that migrates');
+    const worker = field(body, 'worker', (v) => v === null || isName(v), 'the migration target worker, or null');
+    const b = got.value.binding;
+    if (!b || b.vm !== vm) throw fail(409, `port ${p.id} is not bound to vm ${vm}`);
+    if (worker === b.worker) throw fail(409, `port ${p.id} is already bound on ${worker}`);
+    const next = { ...got.value, binding: { ...b, migratingTo: worker } };
+    if (!(await cf.update(`${K}/ports/${p.id}`, next, got.modRevision))) throw fail(409, `port ${p.id} changed meanwhile; retry`);
+    return [200, next];
+  }),
+  /** The migration completed: the binding is on `worker` now (the old worker's tap goes). */
+  'POST /v1/ports/:id/move': guarded(async (_r, p, body, _u, { tenant }) => {
+    const got = await owned('ports', p.id, tenant);
+    const vm = field(body, 'vm', isName, 'the id of the VM that migrated');
+    const worker = field(body, 'worker', isName, 'the worker the VM now runs on');
+    const b = got.value.binding;
+    if (!b || b.vm !== vm) throw fail(409, `port ${p.id} is not bound to vm ${vm}`);
+    const next = { ...got.value, binding: { worker, vm, tap: b.tap, at: new Date().toISOString() } };
+    if (!(await cf.update(`${K}/ports/${p.id}`, next, got.modRevision))) throw fail(409, `port ${p.id} changed meanwhile; retry`);
+    return [200, next];
   }),
   'POST /v1/ports/:id/unbind': guarded(async (_r, p, body, _u, { tenant }) => {
     const got = await owned('ports', p.id, tenant);
