@@ -3,10 +3,10 @@
 // smoke lane uses: inner guest create-to-ready alone on an otherwise idle worker, then one per
 // worker at once; delete-to-clean (unit, tap, lease gone); worker memory with two inner guests;
 // live migration of an idle 96 MiB guest (disk on a coronafs volume) to the other worker.
-// Usage: node scripts/bench-vm.js [--runs N]
+// Usage: node scripts/bench-vm.js [--runs N] [--migration-only]
 import { parseArgs } from 'node:util';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '2' } } });
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '2' }, 'migration-only': { type: 'boolean', default: false } } });
 const runs = Number(values.runs);
 const dist = (m) => import(new URL(`../dist/${m}`, import.meta.url).href);
 const [
@@ -67,7 +67,7 @@ const out = { alone: [], pair: [], deleteToCleanS: [], workerMemMiB: {} };
 try {
   await sweepTenant(a, plasmavmc, prismnet, coronafs);
   const net = await prismnet.createNetwork(a, 'bench', '10.250.0.0/24');
-  for (let i = 0; i < runs; i++) {
+  for (let i = 0; i < (values['migration-only'] ? 0 : runs); i++) {
     const [one] = await boot(net, [workers[0]]);
     out.alone.push(one.readyS);
     out.deleteToCleanS.push(...(await deleteAll([one])));

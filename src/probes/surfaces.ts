@@ -47,7 +47,10 @@ export async function probeSurfaces(profile: LoadedProfile, node: Node): Promise
     }
   }
   if (checks.length === 0) return [];
-  const script = checks.map((c, i) => `out=$( { ${c.cmd}; } 2>&1 ); echo "${i} $? $(echo $out | tr '\\n' ' ' | cut -c1-200)"`).join('\n');
+  // Bash builtins only around each check: under TCG every extra fork costs tens of milliseconds.
+  const script = checks
+    .map((c, i) => `out=$( { ${c.cmd}; } 2>&1 ); rc=$?; out=\${out//$'\\n'/ }; echo "${i} $rc \${out:0:200}"`)
+    .join('\n');
   const r = await node.exec(script, { timeoutMs: 120_000 });
   const lines = new Map(
     r.stdout

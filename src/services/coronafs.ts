@@ -36,6 +36,10 @@ export class CoronafsClient extends ControlApiClient<z.output<typeof Params>> {
     return (await this.api.ok<{ volumes: Volume[] }>(who, 'GET', '/v1/volumes')).volumes;
   }
 
+  detach(who: TenantToken, id: string, vm: string): Promise<Volume> {
+    return this.api.ok(who, 'POST', `/v1/volumes/${id}/detach`, { vm });
+  }
+
   deleteVolume(who: TenantToken, id: string): Promise<unknown> {
     return this.api.ok(who, 'DELETE', `/v1/volumes/${id}`);
   }

@@ -86,6 +86,10 @@ export class PrismnetClient extends ControlApiClient<Params> {
     return (await this.api.ok<{ ports: Port[] }>(who, 'GET', '/v1/ports')).ports;
   }
 
+  unbind(who: TenantToken, id: string, vm: string): Promise<Port> {
+    return this.api.ok(who, 'POST', `/v1/ports/${id}/unbind`, { vm });
+  }
+
   deletePort(who: TenantToken, id: string): Promise<unknown> {
     return this.api.ok(who, 'DELETE', `/v1/ports/${id}`);
   }

@@ -202,6 +202,24 @@ describe('prismnet, coronafs and plasmavmc control APIs (real etcd, lab iam)', (
     });
   }
 
+  it('a VM refused half-way (its second volume is taken) holds nothing: its port and first volume are free again', async () => {
+    const p2 = (await net(a, 'POST', `/v1/networks/${network.id}/ports`, { name: 'p2' })).body;
+    const v2 = (await vol(a, 'POST', '/v1/volumes', { name: 'spare', sizeMiB: 8 })).body;
+    const r = await vmc(a, 'POST', '/v1/vms', {
+      name: 'half',
+      image: image.id,
+      worker: 'node05',
+      ports: [p2.id],
+      volumes: [v2.id, volume.id],
+    });
+    expect(r.status).toBe(409);
+    expect(r.body.error).toMatch(/already attached/);
+    expect((await net(a, 'GET', `/v1/ports/${p2.id}`)).body.binding).toBeNull();
+    expect((await vol(a, 'GET', `/v1/volumes/${v2.id}`)).body.attachedTo).toBeNull();
+    expect((await net(a, 'DELETE', `/v1/ports/${p2.id}`)).status).toBe(200);
+    expect((await vol(a, 'DELETE', `/v1/volumes/${v2.id}`)).status).toBe(200);
+  });
+
   it("security groups: rules are checked field by field, a port takes only its own tenant's groups, a group in use stays", async () => {
     const bad = await net(a, 'POST', '/v1/security-groups', { name: 'web', rules: [{ protocol: 'tcp', port: 80 }, { protocol: 'gre' }] });
     expect(bad.status).toBe(400);

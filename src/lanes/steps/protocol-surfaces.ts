@@ -42,11 +42,10 @@ export const protocolSurfaces: Step<{ cluster: Cluster }> = {
     const key = (r: SurfaceResult) => `${r.node}|${r.service}|${r.check}`;
     await waitFor('every declared surface answers', { timeoutMs: 45_000, intervalMs: 3000 }, async () => {
       attempts++;
-      // One node at a time: six guests forking probes at once starve the chainfire leader's
-      // heartbeats on a 2-core TCG host, which is then what the probes would report.
-      const sample: SurfaceResult[] = [];
-      for (const n of cluster.nodes()) sample.push(...(await probeSurfaces(cluster.profile, n)));
-      sample.push(...(await exposedSurfaces(cluster)));
+      const sample = [
+        ...(await Promise.all(cluster.nodes().map((n) => probeSurfaces(cluster.profile, n)))).flat(),
+        ...(await exposedSurfaces(cluster)),
+      ];
       for (const r of sample.filter((x) => x.ok)) answered.set(key(r), r);
       results = sample.map((r) => answered.get(key(r)) ?? r);
       const bad = results.filter((r) => !r.ok);

@@ -26,11 +26,14 @@ export async function sweepTenant(
     await plasmavmc.deleteVm(who, vm.id);
     gone.push(vm.id);
   }
+  // With every VM gone, an attachment or binding left is stale (a VM whose creation failed half-way).
   for (const v of await coronafs.volumes(who)) {
+    if (v.attachedTo) await coronafs.detach(who, v.id, v.attachedTo);
     await coronafs.deleteVolume(who, v.id);
     gone.push(v.id);
   }
   for (const p of await prismnet.ports(who)) {
+    if (p.binding) await prismnet.unbind(who, p.id, p.binding.vm);
     await prismnet.deletePort(who, p.id);
     gone.push(p.id);
   }

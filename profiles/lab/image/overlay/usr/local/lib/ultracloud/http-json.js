@@ -77,7 +77,7 @@ function serve(name, port, routes) {
 function request(method, url, body, headers = {}) {
   return new Promise((resolve, reject) => {
     const data = body === undefined ? undefined : JSON.stringify(body);
-    const req = http.request(url, { method, headers: { 'content-type': 'application/json', ...headers }, timeout: 5000 }, (res) => {
+    const req = http.request(url, { method, headers: { 'content-type': 'application/json', ...headers }, timeout: 15000 }, (res) => {
       let raw = '';
       res.on('data', (d) => (raw += d));
       res.on('end', () => {

@@ -94,7 +94,7 @@ serve('plasmavmc', PORT, {
     if (!registered.some((w) => w.name === worker))
       throw fail(409, `worker ${worker} is not registered with plasmavmc (registered: ${registered.map((w) => w.name).join(', ') || 'none'})`);
     const id = newId('v');
-    const held = { id, nics: [], disks: [] };
+    const held = { nics: [], disks: [] };
     try {
       for (const port of ports) {
         const b = await prismnet(req, 'POST', `/v1/ports/${port}/bind`, { worker, vm: id });
@@ -105,7 +105,10 @@ serve('plasmavmc', PORT, {
         held.disks.push({ volume, host: v.host, port: v.port, exportName: v.exportName, kind: v.kind, node: v.node });
       }
     } catch (e) {
-      await release(req, held).catch(() => {});
+      // Everything asked for, not only what answered: a call that timed out here may have bound or
+      // attached there. Releasing what this VM does not hold is refused, and ignored.
+      for (const port of ports) await prismnet(req, 'POST', `/v1/ports/${port}/unbind`, { vm: id }).catch(() => {});
+      for (const volume of volumes) await coronafs(req, 'POST', `/v1/volumes/${volume}/detach`, { vm: id }).catch(() => {});
       throw e;
     }
     const vm = { id, tenant, name, worker, vcpus, memoryMiB, image, nics: held.nics, disks: held.disks, desired: 'running', generation: 1, createdAt: new Date().toISOString() };
@@ -123,7 +126,7 @@ serve('plasmavmc', PORT, {
     200,
     await vmView(await setVm(p.id, tenant, (vm) => ({ desired: 'running', generation: vm.generation + 1 }))),
   ]),
-  'POST /v1/vms/:id/migrate': guarded(async (_r, p, body, _u, { tenant }) => {
+  'POST /v1/vms/:id/migrate': guarded(async (req, p, body, _u, { tenant }) => {
     const { value: vm } = await owned('vms', p.id, tenant);
     const worker = field(body, 'worker', isName, 'the name of a registered worker');
     if (worker === vm.worker) throw fail(409, `vm ${vm.id} is already on ${worker}`);
