@@ -6,7 +6,9 @@
 // Usage: node scripts/bench-vm.js [--runs N] [--migration-only]
 import { parseArgs } from 'node:util';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '2' }, 'migration-only': { type: 'boolean', default: false } } });
+const { values } = parseArgs({
+  options: { runs: { type: 'string', default: '2' }, 'migration-only': { type: 'boolean', default: false } },
+});
 const runs = Number(values.runs);
 const dist = (m) => import(new URL(`../dist/${m}`, import.meta.url).href);
 const [
