@@ -6,7 +6,7 @@ import { errorMessage, UsageError } from '../core/errors.js';
 import { LOCK_FILE, StateLock } from '../core/lock.js';
 import { onCleanup } from '../core/shutdown.js';
 import { seconds } from '../core/time.js';
-import { checkRemovable, removeWithin } from '../core/work-root.js';
+import { checkRemovable, ensureWorkRoot, removeWithin } from '../core/work-root.js';
 import { requireTools } from '../host/tools.js';
 import { type BuildOptions, buildImages } from '../images/build.js';
 import type { BuiltImages } from '../images/types.js';
@@ -19,6 +19,7 @@ import { bootWaves } from './waves.js';
 
 /** Take the state-dir lock for the rest of this process's command (released by the cleanup chain). */
 export async function lockState(cluster: Cluster, command: string): Promise<StateLock> {
+  await ensureWorkRoot(cluster.paths.workRoot); // marked before the state dir makes it non-empty
   const lock = await StateLock.acquire(cluster.paths.state, command);
   onCleanup('release state lock', () => lock.release());
   return lock;

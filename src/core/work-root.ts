@@ -11,9 +11,10 @@ import { UsageError } from './errors.js';
 export const WORK_ROOT_MARKER = '.ultracloud-work-root';
 
 /**
- * Create the work root if needed; every command that writes there calls this first. The marker
- * goes only into a directory the harness makes, or finds empty (the repo's own `work/` ships with
- * it): a directory with someone else's files never becomes deletable by accident.
+ * Create the work root if needed; every command that writes there calls this first (run records,
+ * keys, the state and lane locks). The marker goes only into a directory the harness makes, or
+ * finds empty (the repo's `work/` is not in git: a fresh clone's is made by its first command):
+ * a directory with someone else's files never becomes deletable by accident.
  */
 export async function ensureWorkRoot(workRoot: string): Promise<void> {
   const marker = path.join(workRoot, WORK_ROOT_MARKER);

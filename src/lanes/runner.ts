@@ -10,6 +10,7 @@ import { log } from '../core/log.js';
 import type { RunResult } from '../core/result.js';
 import { RunRecord } from '../core/run-record.js';
 import { onCleanup } from '../core/shutdown.js';
+import { ensureWorkRoot } from '../core/work-root.js';
 import { FaultHistory } from '../faults/fault.js';
 import { hostFacts } from '../host/facts.js';
 import { bindServices, type ServiceClients } from '../services/index.js';
@@ -74,6 +75,7 @@ export async function runLane(inv: Invocation): Promise<Outcome> {
     services = bindServices(c, lane.services);
     await lockState(c, inv.commandLine);
   } else if (lane.lockDir) {
+    await ensureWorkRoot(staticEnv.workRoot);
     const lock = await StateLock.acquire(lane.lockDir(staticEnv), inv.commandLine);
     onCleanup(`release ${lane.name} lock`, () => lock.release());
   }

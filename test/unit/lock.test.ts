@@ -33,7 +33,8 @@ describe('state lock (flock)', () => {
       h.kill('SIGKILL');
       await h;
     }
-    const lock = await StateLock.acquire(dir, 'stop');
+    // The holder's flock child exits when its parent's pipe closes: moments later, not at once.
+    const lock = await StateLock.acquire(dir, 'stop', { waitMs: 10_000 });
     try {
       expect(lockText(dir)).toMatchObject({ pid: process.pid, command: 'stop' });
     } finally {

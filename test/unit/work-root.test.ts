@@ -39,6 +39,14 @@ function workRoot(marked = true): string {
 }
 
 describe('nothing outside the work root is ever deleted', () => {
+  it('a fresh work root (as in a fresh clone, where work/ is not in git) is marked by the first command, so clean works in it', async () => {
+    const w = path.join(mkdtempSync(path.join(os.tmpdir(), 'uc-fresh-')), 'work');
+    expect((await cli(['--work-root', w, 'stop'])).exitCode).toBe(0);
+    expect(existsSync(path.join(w, WORK_ROOT_MARKER))).toBe(true);
+    const r = await cli(['--work-root', w, 'clean']);
+    expect(r.exitCode, r.stderr).toBe(0);
+  });
+
   it('clean refuses (exit 2) a state dir that is a symlink out of the work root; the decoy is unchanged', async () => {
     const d = decoy();
     const before = fingerprint(d);
