@@ -94,7 +94,7 @@ describe('smoke lane (six real guests)', () => {
     );
   }, 600_000);
 
-  it("a unit stopped behind the harness's back fails readiness within 15 s, naming the node and the unit", async () => {
+  it("a unit stopped behind the harness's back fails readiness at once (not at its 300 s deadline), naming the node and the unit", async () => {
     expect((await cli(['ssh', 'node02', '--', 'systemctl', 'stop', 'iam.service'], { env, timeout: 60_000 })).exitCode).toBe(0);
     try {
       const r = await run(['smoke'], 600_000);
@@ -103,7 +103,8 @@ describe('smoke lane (six real guests)', () => {
       const failed = result.steps.find((s) => s.status === 'failed')!;
       expect(failed.name).toBe('readiness');
       expect(failed.error).toMatch(/node02: unit\(s\) stopped with no start job queued: iam\.service is inactive/);
-      expect(failed.durationMs).toBeLessThan(15_000);
+      // A plain readiness pass takes 10-25 s here (fresh SSH handshakes and health probes under TCG).
+      expect(failed.durationMs).toBeLessThan(60_000);
     } finally {
       await cli(['ssh', 'node02', '--', 'systemctl', 'start', 'iam.service'], { env, timeout: 120_000 });
     }
@@ -123,7 +124,8 @@ describe('smoke lane (six real guests)', () => {
   ];
   for (const [inject, step, cause] of controls) {
     it(`--inject ${inject} turns ${step} red and names the cause, then heals`, async () => {
-      const r = await run(['smoke', '--inject', inject], 840_000);
+      // Only the broken step (and what it needs) runs: the control proves that step sees the fault.
+      const r = await run(['smoke', '--inject', inject, '--only', step], 840_000);
       const { result, faults } = ownRun(r.stdout);
       expect(r.exitCode).toBe(1);
       const failed = result.steps.find((s) => s.status === 'failed');

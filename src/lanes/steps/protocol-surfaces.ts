@@ -36,11 +36,12 @@ export const protocolSurfaces: Step<{ cluster: Cluster }> = {
   run: async ({ cluster }, step) => {
     // Judged over a short window: one sample on a TCG guest under load can miss a busy service, so
     // a surface that answered once in the window has answered (not all of them in the same sample).
+    // 90 s: etcd's /health gives its linearizable read 1 s, which a starved TCG quorum misses for tens of seconds.
     let attempts = 0;
     let results: SurfaceResult[] = [];
     const answered = new Map<string, SurfaceResult>();
     const key = (r: SurfaceResult) => `${r.node}|${r.service}|${r.check}`;
-    await waitFor('every declared surface answers', { timeoutMs: 45_000, intervalMs: 3000 }, async () => {
+    await waitFor('every declared surface answers', { timeoutMs: 90_000, intervalMs: 3000 }, async () => {
       attempts++;
       const sample = [
         ...(await Promise.all(cluster.nodes().map((n) => probeSurfaces(cluster.profile, n)))).flat(),
