@@ -69,9 +69,9 @@ describe('smoke lane (six real guests)', () => {
     expect(readFileSync(path.join(dir, 'junit.xml'), 'utf8')).toMatch(/tests="13" failures="0"/);
   }, 2_400_000);
 
-  // The VM steps ran on the cold boot above and run again after the controls below: here the restore is what is proven.
+  // The VM steps and the leader power cut ran on the cold boot above (the VM steps run again after the controls): here the restore is what is proven.
   it('fresh-smoke with the snapshot restores the cluster in seconds, clocks within 2 s of the host, and goes green', async () => {
-    const r = await run(['fresh-smoke', '--keep', '--skip', 'worker-virtualization', 'vm-network-binding']);
+    const r = await run(['fresh-smoke', '--keep', '--skip', 'worker-virtualization', 'vm-network-binding', 'fault-injection']);
     const { dir, result } = ownRun(r.stdout);
     expect(r.exitCode, why(r, result)).toBe(0);
     expect(result.boot).toMatchObject({ mode: 'snapshot', snapshot: expect.stringMatching(/^[0-9a-f]{16}$/) });
@@ -82,7 +82,7 @@ describe('smoke lane (six real guests)', () => {
     };
     expect(Object.keys(boot.clockSkewS)).toHaveLength(6);
     for (const [n, s] of Object.entries(boot.clockSkewS)) expect(Math.abs(s) - boot.clockSkewErrS[n]!, n).toBeLessThan(2);
-    const vmSteps = ['worker-virtualization', 'vm-network-binding'];
+    const vmSteps = ['worker-virtualization', 'vm-network-binding', 'fault-injection'];
     expect(result.steps.filter((s) => SMOKE_STEPS.includes(s.name) && !vmSteps.includes(s.name)).every((s) => s.status === 'passed')).toBe(
       true,
     );
@@ -140,11 +140,12 @@ describe('smoke lane (six real guests)', () => {
     }, 900_000);
   }
 
+  // The leader power cut heals itself within its step (proven on the cold boot): skipped here to keep CI under 45 minutes.
   it('after the controls a plain smoke is green again: every final heal really healed', async () => {
-    const r = await run(['smoke'], 900_000);
+    const r = await run(['smoke', '--skip', 'fault-injection'], 900_000);
     const { result } = ownRun(r.stdout);
     expect(r.exitCode, why(r, result)).toBe(0);
-    expect(result.steps.every((s) => s.status === 'passed')).toBe(true);
+    expect(result.steps.every((s) => s.status === 'passed' || s.name === 'fault-injection')).toBe(true);
   }, 1_000_000);
 
   it('after the lane deleted its VMs, no worker has a VM unit or a tap left (as `ultracloud ssh` shows them)', async () => {
