@@ -88,10 +88,7 @@ if [[ ! -f node_modules/.package-lock.json || package-lock.json -nt node_modules
   npm ci --no-audit --no-fund
   [[ -f dist/cli.js ]] || npm run build
 fi
-# The repo's work root (not in git): made and marked here, before any test or lane writes into it,
-# so clean and fresh runs may delete inside it (a work/ someone else filled is left unmarked).
-if [[ ! -e work/.ultracloud-work-root ]] && { [[ ! -d work ]] || [[ -z $(ls -A work) ]]; }; then
-  mkdir -p work
-  echo "Created by ultracloud: runtime state and proofs. Destructive commands act only inside a directory holding this file." > work/.ultracloud-work-root
-fi
+# The repo's work root (not in git): made and marked here by the harness's own rule (only when
+# absent or empty), before any test or lane writes into it, so clean and fresh runs may delete inside it.
+node --input-type=module -e "await (await import('./dist/core/work-root.js')).ensureWorkRoot('work')"
 echo "setup: host ready"

@@ -247,7 +247,7 @@ export async function restoreSnapshot(cluster: Cluster, snap: Snapshot, images: 
 }
 
 /** Guest clock minus host clock and its uncertainty (half the round trip), in seconds. */
-interface Skew {
+export interface Skew {
   skewS: number;
   errS: number;
 }
