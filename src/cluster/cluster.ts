@@ -86,6 +86,6 @@ export class Cluster {
   }
 
   close(): void {
-    this.pool.closeAll();
+    this.pool.close();
   }
 }

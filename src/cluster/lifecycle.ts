@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { ClusterPaths } from '../config/paths.js';
 import { errorMessage, UsageError } from '../core/errors.js';
 import { LOCK_FILE, StateLock } from '../core/lock.js';
+import { allOrAbort } from '../core/retry.js';
 import { onCleanup } from '../core/shutdown.js';
 import { seconds } from '../core/time.js';
 import { checkRemovable, ensureWorkRoot, removeWithin } from '../core/work-root.js';
@@ -98,12 +99,10 @@ export async function startCluster(cluster: Cluster, opts: StartOptions): Promis
           else log.info({ node: node.name }, `already running (pid ${res.pid})`);
         }),
       );
-      await Promise.all(
-        nodes.map(async (node) => {
-          readyMs[node.name] = await node.waitReady(opts.waveTimeoutMs);
-          timeline[node.name] = { launchedAt: new Date(t0).toISOString(), readyAt: new Date().toISOString() };
-        }),
-      );
+      await allOrAbort(nodes, async (node, signal) => {
+        readyMs[node.name] = await node.waitReady(opts.waveTimeoutMs, signal);
+        timeline[node.name] = { launchedAt: new Date(t0).toISOString(), readyAt: new Date().toISOString() };
+      });
       log.info(`wave ${i + 1}/${waves.length} ready in ${seconds(Date.now() - t0)}: ${wave.join(', ')}`);
     }
   } catch (err) {

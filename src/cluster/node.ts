@@ -244,8 +244,8 @@ export class Node {
   }
 
   /** Wait until the node is ready (SSH, system running, its units active; or its console marker). */
-  waitReady(timeoutMs: number): Promise<number> {
-    return waitForNode(this, timeoutMs);
+  waitReady(timeoutMs: number, signal?: AbortSignal): Promise<number> {
+    return waitForNode(this, timeoutMs, signal);
   }
 
   /** Boot a stopped node again on its existing disk and wait until it is ready. */

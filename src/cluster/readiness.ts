@@ -115,7 +115,7 @@ export function judgeUnits(node: string, s: UnitsSnapshot): 'ready' | string {
 }
 
 /** SSH answers: retried until the deadline, failing at once if the guest's QEMU exits or its host key changed. */
-export async function waitForSsh(node: Node, deadline: number): Promise<void> {
+export async function waitForSsh(node: Node, deadline: number, signal?: AbortSignal): Promise<void> {
   const t = await node.target();
   await waitFor(
     `${node.name}: SSH on 127.0.0.1:${t.port}`,
@@ -125,6 +125,7 @@ export async function waitForSsh(node: Node, deadline: number): Promise<void> {
       maxIntervalMs: 2000,
       diagnostics: async () => `--- console tail ---\n${await node.console()}`,
       progress: { log: node.log },
+      signal,
     },
     async () => {
       if (!(await node.running())) throw new StopWaiting(`${node.name}: qemu exited while waiting for SSH`);
@@ -138,7 +139,7 @@ export async function waitForSsh(node: Node, deadline: number): Promise<void> {
   );
 }
 
-export async function waitForUnits(node: Node, deadline: number, units = node.units()): Promise<void> {
+export async function waitForUnits(node: Node, deadline: number, units = node.units(), signal?: AbortSignal): Promise<void> {
   await waitFor(
     `${node.name}: system running with ${units.length} expected unit(s) active`,
     {
@@ -147,6 +148,7 @@ export async function waitForUnits(node: Node, deadline: number, units = node.un
       maxIntervalMs: 1000,
       diagnostics: () => nodeDiagnostics(node),
       progress: { log: node.log },
+      signal,
     },
     async () => {
       if (!(await node.running())) throw new StopWaiting(`${node.name}: qemu exited while waiting for its units`);
@@ -173,7 +175,8 @@ export async function waitForConsoleMarker(node: Node, marker: string, deadline:
   }
 }
 
-export async function waitForNode(node: Node, timeoutMs: number): Promise<number> {
+/** `signal` calls the wait off (a sibling node already failed); console markers are only waited for by deadline. */
+export async function waitForNode(node: Node, timeoutMs: number, signal?: AbortSignal): Promise<number> {
   const t0 = Date.now();
   const deadline = t0 + timeoutMs;
   const { log } = node;
@@ -183,9 +186,9 @@ export async function waitForNode(node: Node, timeoutMs: number): Promise<number
     log.info({ node: node.name }, `ready: console marker "${marker}" after ${seconds(Date.now() - t0)}`);
     return Date.now() - t0;
   }
-  await waitForSsh(node, deadline);
+  await waitForSsh(node, deadline, signal);
   const sshAt = Date.now() - t0;
-  await waitForUnits(node, deadline);
+  await waitForUnits(node, deadline, node.units(), signal);
   log.info(
     { node: node.name },
     `ready: ssh after ${seconds(sshAt)}, units after ${seconds(Date.now() - t0)} (${node.units().length} expected units active)`,

@@ -52,6 +52,8 @@ export class SshPool {
   private conns = new Map<string, Promise<Client>>();
   private channels = new Map<string, Promise<ShellChannel>>();
   private forwards = new Map<string, Promise<{ server: net.Server; port: number }>>();
+  /** Set by close(): the run is over, and a wait still polling behind it must not open a connection that keeps the CLI alive. */
+  private closed = false;
 
   async exec(t: SshTarget, command: string, opts: ExecOptions = {}): Promise<ExecResult> {
     if (opts.stdin === undefined && opts.via !== 'session') return this.execOnChannel(t, command, opts.timeoutMs);
@@ -188,6 +190,7 @@ export class SshPool {
 
   /** Connect once (or reuse); a failed connection is forgotten so the next call retries. */
   client(t: SshTarget, readyTimeoutMs = 20000): Promise<Client> {
+    if (this.closed) return Promise.reject(new Error(`${t.node}: SSH connections are closed (the run ended)`));
     let p = this.conns.get(t.node);
     if (!p) {
       p = connect(t, readyTimeoutMs);
@@ -211,6 +214,13 @@ export class SshPool {
     );
   }
 
+  /** The end of the run: every connection closed, and no new one opened. */
+  close(): void {
+    this.closed = true;
+    this.closeAll();
+  }
+
+  /** Every connection closed (the nodes are being stopped); the next use connects again. */
   closeAll(): void {
     for (const node of [...this.conns.keys()]) this.drop(node);
     for (const f of this.forwards.values())

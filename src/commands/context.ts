@@ -61,5 +61,22 @@ export function action<A extends unknown[]>(fn: (...args: A) => Promise<number |
       await runCleanups('exit', (m) => log.warn(m));
     }
     process.exitCode = code;
+    exitIfHeldOpen(code);
   };
+}
+
+/** Grace for sockets and timers to close by themselves after the command has unwound. */
+const HELD_OPEN_GRACE_MS = 10_000;
+
+/**
+ * Everything the command started has been unwound; a handle left open by mistake (a socket, a
+ * timer) must not keep the CLI alive until a caller's timeout kills it: say what it is and exit.
+ */
+function exitIfHeldOpen(code: number): void {
+  setTimeout(() => {
+    log.warn(
+      `still running ${HELD_OPEN_GRACE_MS / 1000} s after finishing, held open by: ${process.getActiveResourcesInfo().join(', ')}; exiting`,
+    );
+    process.exit(code);
+  }, HELD_OPEN_GRACE_MS).unref();
 }

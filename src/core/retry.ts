@@ -71,6 +71,8 @@ export async function waitFor<T>(what: string, o: WaitOptions, attempt: (n: numb
       },
     );
   } catch (err) {
+    // Called off by the caller (a sibling wait already failed): no verdict and no diagnostics of our own.
+    if (o.signal?.aborted) throw o.signal.reason;
     const cause =
       err instanceof StopWaiting
         ? errorMessage(err)
@@ -84,4 +86,27 @@ export async function waitFor<T>(what: string, o: WaitOptions, attempt: (n: numb
 
 function firstLine(err: unknown): string {
   return (errorMessage(err).split('\n')[0] ?? '').slice(0, 200);
+}
+
+/**
+ * Promise.all for concurrent waits: the first failure calls off the others (through the signal
+ * each gets) and the call returns only once all have settled, so no wait keeps polling behind the
+ * caller's back (after a run it would hold the process open).
+ */
+export async function allOrAbort<T, R>(items: readonly T[], fn: (item: T, signal: AbortSignal) => Promise<R>): Promise<R[]> {
+  const ac = new AbortController();
+  let first: { err: unknown } | undefined;
+  const settled = await Promise.allSettled(
+    items.map((item) =>
+      fn(item, ac.signal).catch((err: unknown) => {
+        if (!first) {
+          first = { err };
+          ac.abort(new CheckFailed('called off: another wait failed'));
+        }
+        throw err;
+      }),
+    ),
+  );
+  if (first) throw first.err;
+  return settled.map((s) => (s as PromiseFulfilledResult<R>).value);
 }

@@ -102,7 +102,7 @@ describe('smoke lane (six real guests)', () => {
     try {
       const r = await run(['smoke'], 600_000);
       const { result } = ownRun(r.stdout);
-      expect(r.exitCode).toBe(1);
+      expect(r.exitCode, why(r, result)).toBe(1);
       const failed = result.steps.find((s) => s.status === 'failed')!;
       expect(failed.name).toBe('readiness');
       expect(failed.error).toMatch(/node02: unit\(s\) stopped with no start job queued: iam\.service is inactive/);
@@ -130,7 +130,7 @@ describe('smoke lane (six real guests)', () => {
       // Only the broken step (and what it needs) runs: the control proves that step sees the fault.
       const r = await run(['smoke', '--inject', inject, '--only', step], 840_000);
       const { result, faults } = ownRun(r.stdout);
-      expect(r.exitCode).toBe(1);
+      expect(r.exitCode, why(r, result)).toBe(1);
       const failed = result.steps.find((s) => s.status === 'failed');
       expect(failed?.name).toBe(step);
       expect(failed?.error).toMatch(cause);

@@ -1,6 +1,7 @@
 import type { Cluster } from '../../cluster/cluster.js';
 import { checkHealth, renderFindings } from '../../cluster/health.js';
 import { CheckFailed } from '../../core/errors.js';
+import { allOrAbort } from '../../core/retry.js';
 import type { RunRecord } from '../../core/run-record.js';
 import type { Step } from '../lane.js';
 
@@ -19,7 +20,7 @@ export const readiness: Step<{ cluster: Cluster; rec: RunRecord }> = {
     const nodes = cluster.nodes();
     const down = (await Promise.all(nodes.map(async (n) => ((await n.running()) ? null : n.name)))).filter(Boolean);
     if (down.length) throw new CheckFailed(`${down.join(', ')} not running (start the cluster first, or use the fresh- form of the lane)`);
-    const ms = await Promise.all(nodes.map((n) => n.waitReady(READINESS_TIMEOUT_MS)));
+    const ms = await allOrAbort(nodes, (n, signal) => n.waitReady(READINESS_TIMEOUT_MS, signal));
     const findings = nodes.some((n) => n.marker()) ? [] : await checkHealth(nodes);
     await step.json('readiness.json', {
       nodes: Object.fromEntries(nodes.map((n, i) => [n.name, { units: n.units(), checkedMs: ms[i] }])),
