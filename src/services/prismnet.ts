@@ -17,6 +17,13 @@ export interface Network {
   mtu: number;
   dhcpWorker: string;
   dhcpServer: string;
+  /** Static routes its guests take over DHCP (option 121). */
+  routes: Route[];
+}
+
+export interface Route {
+  destination: string;
+  nextHop: string;
 }
 
 export interface Port {
@@ -64,6 +71,10 @@ export class PrismnetClient extends ControlApiClient<Params> {
 
   createNetwork(who: TenantToken, name: string, cidr: string): Promise<Network> {
     return this.api.ok(who, 'POST', '/v1/networks', { name, cidr });
+  }
+
+  addRoute(who: TenantToken, network: string, route: Route): Promise<Network> {
+    return this.api.ok(who, 'POST', `/v1/networks/${network}/routes`, route);
   }
 
   async networks(who: TenantToken): Promise<Network[]> {

@@ -82,7 +82,40 @@ describe('prismnet, coronafs and plasmavmc control APIs (real etcd, lab iam)', (
     expect((await net(a, 'GET', `/v1/ports/${port.id}`)).body.binding).toMatchObject({ worker: 'node04', vm: vm.id });
   });
 
+  it('a network takes static routes for its guests (served as DHCP option 121) and drops one by destination', async () => {
+    const add = (destination: string) => net(a, 'POST', `/v1/networks/${network.id}/routes`, { destination, nextHop: '10.240.0.20' });
+    expect((await add('192.0.2.0/24')).status).toBe(201);
+    expect((await add('198.51.100.0/24')).body.routes).toEqual([
+      { destination: '192.0.2.0/24', nextHop: '10.240.0.20' },
+      { destination: '198.51.100.0/24', nextHop: '10.240.0.20' },
+    ]);
+    const r = await net(a, 'DELETE', `/v1/networks/${network.id}/routes?destination=198.51.100.0/24`);
+    expect(r.status).toBe(200);
+    expect((await net(a, 'GET', `/v1/networks/${network.id}`)).body.routes).toEqual([{ destination: '192.0.2.0/24', nextHop: '10.240.0.20' }]);
+  });
+
+  const route = (body: Obj) => net(a, 'POST', `/v1/networks/${network.id}/routes`, body);
   const refusals: [string, () => Promise<{ status: number; body: Obj }>, number, RegExp][] = [
+    ['a route to something that is not a CIDR', () => route({ destination: '192.0.2.1', nextHop: '10.240.0.20' }), 400, /^destination must be an aligned IPv4 CIDR/],
+    [
+      "a route into the network's own range",
+      () => route({ destination: '10.240.0.0/16', nextHop: '10.240.0.20' }),
+      400,
+      /destination 10\.240\.0\.0\/16 overlaps the network's own 10\.240\.0\.0\/24/,
+    ],
+    [
+      'a route via a next hop off the network',
+      () => route({ destination: '203.0.113.0/24', nextHop: '10.9.9.9' }),
+      400,
+      /nextHop 10\.9\.9\.9 is not a host address of 10\.240\.0\.0\/24/,
+    ],
+    ['a second route to the same destination', () => route({ destination: '192.0.2.0/24', nextHop: '10.240.0.21' }), 409, /already routes 192\.0\.2\.0\/24/],
+    [
+      'removing a route the network does not have',
+      () => net(a, 'DELETE', `/v1/networks/${network.id}/routes?destination=203.0.113.0/24`),
+      404,
+      /has no route to 203\.0\.113\.0\/24/,
+    ],
     ['a body that is not JSON', () => net(a, 'POST', '/v1/networks', '{nope'), 400, /body is not JSON/],
     ['a body that is an array', () => net(a, 'POST', '/v1/networks', '[]'), 400, /body must be a JSON object/],
     ['a network without a name', () => net(a, 'POST', '/v1/networks', { cidr: '10.241.0.0/24' }), 400, /^name is required/],

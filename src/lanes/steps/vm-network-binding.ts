@@ -43,15 +43,15 @@ async function tenantGet(via: Node, ip: string, path: string): Promise<string> {
 }
 
 /**
- * Two VMs on one tenant network, one per worker: each takes the address its port reserved over
- * DHCP, each reaches the other across workers over VXLAN, and the ports show their bindings (in
+ * Two VMs on one tenant network, one per worker: each takes the address its port reserved and
+ * the network's static route over DHCP, each reaches the other across workers over VXLAN, and the ports show their bindings (in
  * the API and as taps and leases on the workers); a security group closes a port and opens it. Deleting one VM removes its binding, tap, lease
  * and unit, and the port can be bound again. Tenant B sees none of it.
  */
 export const vmNetworkBinding: Step<Env> = {
   name: 'vm-network-binding',
   proves:
-    'two VMs on one tenant network (one per worker) get their DHCP addresses and reach each other over VXLAN; bindings show in the API and as taps and leases; a security group without an HTTP rule closes a port and one with it opens it; deleting a VM removes its binding, tap, lease and unit, and the port binds again; another tenant sees and changes none of it',
+    'two VMs on one tenant network (one per worker) get their DHCP addresses and the network's static route, and reach each other over VXLAN; bindings show in the API and as taps and leases; a security group without an HTTP rule closes a port and one with it opens it; deleting a VM removes its binding, tap, lease and unit, and the port binds again; another tenant sees and changes none of it',
   needs: ['worker-virtualization'],
   run: async ({ services: { plasmavmc, prismnet, coronafs }, cluster, state }, step) => {
     const hosted = state.hosted;
@@ -82,6 +82,19 @@ export const vmNetworkBinding: Step<Env> = {
       if (addrs[i]!.match[1] !== vm.nics[0]!.ip)
         throw new CheckFailed(`vm ${vm.id} on ${vm.worker} took ${addrs[i]!.match[1]} but its port reserved ${vm.nics[0]!.ip}`);
     });
+
+    // The network's static route reached each guest over DHCP (option 121): the guest's own routing table says so.
+    for (const route of net.routes) {
+      const want = `${route.destination} via ${route.nextHop}`;
+      await Promise.all(
+        vms.map((vm) =>
+          plasmavmc.waitForConsole(a, vm, new RegExp(`ULTRACLOUD_INNER_ROUTE vm=${vm.id} ${want.replaceAll('.', '\\.')}`), `the route ${want}`, {
+            timeoutMs: 10_000,
+            log: step.log,
+          }),
+        ),
+      );
+    }
 
     // Bindings: in the API, and as the workers have them (tap on the network's bridge, DHCP lease).
     const before = await planes();

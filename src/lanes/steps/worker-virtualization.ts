@@ -8,6 +8,8 @@ type Env = ClusterEnv<'iam' | 'plasmavmc' | 'plasmavmc-agent' | 'prismnet' | 'co
 
 /** The tenant network VMs get in the smoke lane (tenants have networks of their own: no clash with others). */
 const SMOKE_CIDR = '10.240.0.0/24';
+/** A static route the network hands its guests (TEST-NET-1 via an on-link next hop): vm-network-binding finds it in each guest. */
+export const SMOKE_ROUTE = { destination: '192.0.2.0/24', nextHop: '10.240.0.9' };
 
 /**
  * A VM on every worker, through the APIs a tenant uses: the image imported, a tenant network with
@@ -29,7 +31,7 @@ export const workerVirtualization: Step<Env> = {
     if (left.length) step.log.warn(`removed what an earlier run left behind: ${left.join(', ')}`);
     const a = tenants.a;
     const image = await plasmavmc.importImage(a, 'inner-guest', ctx.state.vmImage ?? plasmavmc.params.image);
-    const network = await prismnet.createNetwork(a, `smoke-${ctx.state.runId}`, SMOKE_CIDR);
+    const network = await prismnet.addRoute(a, (await prismnet.createNetwork(a, `smoke-${ctx.state.runId}`, SMOKE_CIDR)).id, SMOKE_ROUTE);
     const vms: Vm[] = [];
     ctx.state.hosted = { tenant: a, other: tenants.b, image: image.id, network, vms }; // the lane's teardown removes them if a step fails
     // Both export kinds: the first VM's volume from a controller, the others' from their own worker.

@@ -48,7 +48,11 @@ function readLeases(file) {
   }
 }
 
-/** dnsmasq for the network: reservations for its bound ports only; leases of unbound ports dropped. */
+/** The network's static routes as DHCP option 121 (classless static routes), forced: udhcpc does not ask for it. */
+const routesOption = (net) =>
+  net.routes?.length ? ` --dhcp-option-force=121,${net.routes.map((r) => `${r.destination},${r.nextHop}`).join(',')}` : '';
+
+/** dnsmasq for the network: reservations for its bound ports only; leases of unbound ports dropped; its routes as option 121. */
 async function ensureDhcp(net, ports, active) {
   const cidr = ip4.parseCidr(net.cidr);
   const dir = dhcpDir(net);
@@ -61,7 +65,7 @@ async function ensureDhcp(net, ports, active) {
   const oldHosts = fs.existsSync(hostsFile) ? fs.readFileSync(hostsFile, 'utf8') : null;
   const macs = new Set(bound.map((p) => p.mac));
   const stale = readLeases(leaseFile).filter((l) => !macs.has(l.mac));
-  const env = `DNSMASQ_ARGS=--interface=${bridgeOf(net)} --dhcp-range=${ip4.toIp(cidr.base)},static,${ip4.netmask(cidr.prefix)},1h --dhcp-hostsfile=${hostsFile} --dhcp-leasefile=${leaseFile} --dhcp-option-force=26,${net.mtu}\n`;
+  const env = `DNSMASQ_ARGS=--interface=${bridgeOf(net)} --dhcp-range=${ip4.toIp(cidr.base)},static,${ip4.netmask(cidr.prefix)},1h --dhcp-hostsfile=${hostsFile} --dhcp-leasefile=${leaseFile} --dhcp-option-force=26,${net.mtu}${routesOption(net)}\n`;
   const envFile = `/run/prismnet/dhcp-${net.vni}.env`;
   fs.mkdirSync('/run/prismnet', { recursive: true });
   const envChanged = !fs.existsSync(envFile) || fs.readFileSync(envFile, 'utf8') !== env;

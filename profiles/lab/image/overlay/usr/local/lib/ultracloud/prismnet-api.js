@@ -1,4 +1,4 @@
-// prismnet (lab) control API: tenant networks (CIDR, VXLAN id, MTU) and ports (MAC, IP, binding),
+// prismnet (lab) control API: tenant networks (CIDR, VXLAN id, MTU, static routes) and ports (MAC, IP, binding),
 // state in chainfire, every call scoped to the caller's tenant (the subject of its iam token).
 // The data plane (bridges, VXLAN, taps, DHCP) is prismnet-agent's, on each worker.
 'use strict';
@@ -63,6 +63,17 @@ async function ownGroups(ids, tenant) {
   return [...new Set(ids)];
 }
 
+/** A static route for a network's guests (DHCP option 121): a destination off the network, a next hop on it. */
+function checkRoute(net, body) {
+  const destination = field(body, 'destination', (v) => ip4.parseCidrAny(v) !== null, 'an aligned IPv4 CIDR such as 192.0.2.0/24');
+  const nextHop = field(body, 'nextHop', (v) => typeof v === 'string' && ip4.IP_RE.test(v), 'an IPv4 address on the network');
+  const cidr = ip4.parseCidr(net.cidr);
+  if (ip4.overlaps(ip4.parseCidrAny(destination), cidr)) throw fail(400, `destination ${destination} overlaps the network's own ${net.cidr}`);
+  const hop = ip4.toInt(nextHop);
+  if (hop <= cidr.base || hop >= cidr.base + cidr.size - 1) throw fail(400, `nextHop ${nextHop} is not a host address of ${net.cidr}`);
+  return { destination, nextHop };
+}
+
 const mac = () => `52:54:00:${[...crypto.randomBytes(3)].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
 const tapOf = (portId) => `pnt${portId.slice(1)}`;
 
@@ -86,7 +97,7 @@ serve('prismnet', PORT, {
     if (!workers.length) throw fail(503, 'no prismnet agent is registered: no worker can serve DHCP for a network');
     const id = newId('n');
     const vni = await allocateVni(id);
-    const net = { id, tenant, name, cidr: cidrText, mtu, vni, gateway: ip4.gateway(cidr), dhcpServer: ip4.dhcpServer(cidr), dhcpWorker: workers[0], createdAt: new Date().toISOString() };
+    const net = { id, tenant, name, cidr: cidrText, mtu, vni, gateway: ip4.gateway(cidr), routes: [], dhcpServer: ip4.dhcpServer(cidr), dhcpWorker: workers[0], createdAt: new Date().toISOString() };
     await cf.put(`${K}/networks/${id}`, net);
     return [201, net];
   }),
@@ -95,6 +106,26 @@ serve('prismnet', PORT, {
     { networks: (await cf.list(`${K}/networks/`)).map((x) => x.value).filter((n) => n.tenant === tenant) },
   ]),
   'GET /v1/networks/:id': guarded(async (_r, p, _b, _u, { tenant }) => [200, await networkView((await owned('networks', p.id, tenant)).value)]),
+  /** Add a static route its guests take over DHCP (a lease taken after this carries it). */
+  'POST /v1/networks/:id/routes': guarded(async (_r, p, body, _u, { tenant }) => {
+    const got = await owned('networks', p.id, tenant);
+    const route = checkRoute(got.value, body);
+    const routes = got.value.routes || [];
+    if (routes.some((r) => r.destination === route.destination)) throw fail(409, `network ${p.id} already routes ${route.destination}`);
+    if (routes.length >= 16) throw fail(409, `network ${p.id} has 16 routes, the most a DHCP option carries here`);
+    const next = { ...got.value, routes: [...routes, route] };
+    if (!(await cf.update(`${K}/networks/${p.id}`, next, got.modRevision))) throw fail(409, `network ${p.id} changed meanwhile; retry`);
+    return [201, next];
+  }),
+  'DELETE /v1/networks/:id/routes': guarded(async (_r, p, _b, url, { tenant }) => {
+    const got = await owned('networks', p.id, tenant);
+    const destination = url.searchParams.get('destination');
+    const routes = got.value.routes || [];
+    if (!routes.some((r) => r.destination === destination)) throw fail(404, `network ${p.id} has no route to ${destination} (give ?destination=<cidr>)`);
+    const next = { ...got.value, routes: routes.filter((r) => r.destination !== destination) };
+    if (!(await cf.update(`${K}/networks/${p.id}`, next, got.modRevision))) throw fail(409, `network ${p.id} changed meanwhile; retry`);
+    return [200, next];
+  }),
   'DELETE /v1/networks/:id': guarded(async (_r, p, _b, _u, { tenant }) => {
     const { value: net } = await owned('networks', p.id, tenant);
     const ports = (await cf.list(`${K}/ports/`)).map((x) => x.value).filter((x) => x.network === net.id);
