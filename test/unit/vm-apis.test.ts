@@ -91,12 +91,19 @@ describe('prismnet, coronafs and plasmavmc control APIs (real etcd, lab iam)', (
     ]);
     const r = await net(a, 'DELETE', `/v1/networks/${network.id}/routes?destination=198.51.100.0/24`);
     expect(r.status).toBe(200);
-    expect((await net(a, 'GET', `/v1/networks/${network.id}`)).body.routes).toEqual([{ destination: '192.0.2.0/24', nextHop: '10.240.0.20' }]);
+    expect((await net(a, 'GET', `/v1/networks/${network.id}`)).body.routes).toEqual([
+      { destination: '192.0.2.0/24', nextHop: '10.240.0.20' },
+    ]);
   });
 
   const route = (body: Obj) => net(a, 'POST', `/v1/networks/${network.id}/routes`, body);
   const refusals: [string, () => Promise<{ status: number; body: Obj }>, number, RegExp][] = [
-    ['a route to something that is not a CIDR', () => route({ destination: '192.0.2.1', nextHop: '10.240.0.20' }), 400, /^destination must be an aligned IPv4 CIDR/],
+    [
+      'a route to something that is not a CIDR',
+      () => route({ destination: '192.0.2.1', nextHop: '10.240.0.20' }),
+      400,
+      /^destination must be an aligned IPv4 CIDR/,
+    ],
     [
       "a route into the network's own range",
       () => route({ destination: '10.240.0.0/16', nextHop: '10.240.0.20' }),
@@ -109,7 +116,12 @@ describe('prismnet, coronafs and plasmavmc control APIs (real etcd, lab iam)', (
       400,
       /nextHop 10\.9\.9\.9 is not a host address of 10\.240\.0\.0\/24/,
     ],
-    ['a second route to the same destination', () => route({ destination: '192.0.2.0/24', nextHop: '10.240.0.21' }), 409, /already routes 192\.0\.2\.0\/24/],
+    [
+      'a second route to the same destination',
+      () => route({ destination: '192.0.2.0/24', nextHop: '10.240.0.21' }),
+      409,
+      /already routes 192\.0\.2\.0\/24/,
+    ],
     [
       'removing a route the network does not have',
       () => net(a, 'DELETE', `/v1/networks/${network.id}/routes?destination=203.0.113.0/24`),

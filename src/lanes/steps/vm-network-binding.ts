@@ -51,7 +51,7 @@ async function tenantGet(via: Node, ip: string, path: string): Promise<string> {
 export const vmNetworkBinding: Step<Env> = {
   name: 'vm-network-binding',
   proves:
-    'two VMs on one tenant network (one per worker) get their DHCP addresses and the network's static route, and reach each other over VXLAN; bindings show in the API and as taps and leases; a security group without an HTTP rule closes a port and one with it opens it; deleting a VM removes its binding, tap, lease and unit, and the port binds again; another tenant sees and changes none of it',
+    "two VMs on one tenant network (one per worker) get their DHCP addresses and the network's static route, and reach each other over VXLAN; bindings show in the API and as taps and leases; a security group without an HTTP rule closes a port and one with it opens it; deleting a VM removes its binding, tap, lease and unit, and the port binds again; another tenant sees and changes none of it",
   needs: ['worker-virtualization'],
   run: async ({ services: { plasmavmc, prismnet, coronafs }, cluster, state }, step) => {
     const hosted = state.hosted;
@@ -88,10 +88,16 @@ export const vmNetworkBinding: Step<Env> = {
       const want = `${route.destination} via ${route.nextHop}`;
       await Promise.all(
         vms.map((vm) =>
-          plasmavmc.waitForConsole(a, vm, new RegExp(`ULTRACLOUD_INNER_ROUTE vm=${vm.id} ${want.replaceAll('.', '\\.')}`), `the route ${want}`, {
-            timeoutMs: 10_000,
-            log: step.log,
-          }),
+          plasmavmc.waitForConsole(
+            a,
+            vm,
+            new RegExp(`ULTRACLOUD_INNER_ROUTE vm=${vm.id} ${want.replaceAll('.', '\\.')}`),
+            `the route ${want}`,
+            {
+              timeoutMs: 10_000,
+              log: step.log,
+            },
+          ),
         ),
       );
     }
