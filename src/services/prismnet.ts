@@ -34,6 +34,17 @@ export interface Port {
   binding: { worker: string; vm: string; tap: string } | null;
 }
 
+/** An address of a network whose TCP port the network's DHCP worker balances over the backend ports. */
+export interface ServiceIp {
+  id: string;
+  network: string;
+  name: string;
+  ip: string;
+  port: number;
+  /** Port ids. */
+  backends: string[];
+}
+
 /** An ingress rule of a security group: traffic to a guarded port is dropped unless one matches. */
 export interface SecurityRule {
   protocol: 'tcp' | 'udp' | 'icmp';
@@ -120,6 +131,18 @@ export class PrismnetClient extends ControlApiClient<Params> {
   /** Replace a port's security groups; [] opens it again. */
   setSecurityGroups(who: TenantToken, port: string, ids: string[]): Promise<Port> {
     return this.api.ok(who, 'PUT', `/v1/ports/${port}/security-groups`, { securityGroups: ids });
+  }
+
+  createServiceIp(who: TenantToken, network: string, sip: { name: string; port: number; backends: string[] }): Promise<ServiceIp> {
+    return this.api.ok(who, 'POST', `/v1/networks/${network}/service-ips`, sip);
+  }
+
+  async serviceIps(who: TenantToken): Promise<ServiceIp[]> {
+    return (await this.api.ok<{ serviceIps: ServiceIp[] }>(who, 'GET', '/v1/service-ips')).serviceIps;
+  }
+
+  deleteServiceIp(who: TenantToken, id: string): Promise<unknown> {
+    return this.api.ok(who, 'DELETE', `/v1/service-ips/${id}`);
   }
 
   async dataplane(node: Node, net: Network): Promise<Dataplane> {

@@ -285,6 +285,49 @@ describe('prismnet, coronafs and plasmavmc control APIs (real etcd, lab iam)', (
     expect((await net(b, 'DELETE', `/v1/security-groups/${other.id}`)).status).toBe(200);
   });
 
+  it('a service IP takes an address of its network, balances over its own ports only, holds them while it lives, and frees its address', async () => {
+    const p2 = (await net(a, 'POST', `/v1/networks/${network.id}/ports`, { name: 'p2' })).body;
+    const create = (body: Obj) => net(a, 'POST', `/v1/networks/${network.id}/service-ips`, body);
+    const refused: [Obj, number, RegExp][] = [
+      [{ name: 'web', port: 0, backends: [] }, 400, /^port must be a TCP port from 1 to 65535/],
+      [{ name: 'web', port: 80 }, 400, /^backends is required/],
+      [{ name: 'web', port: 80, backends: ['p0000000000'] }, 404, /no port p0000000000/],
+      [{ name: 'Web!', port: 80, backends: [] }, 400, /^name must be a lowercase name/],
+    ];
+    for (const [body, status, msg] of refused) {
+      const r = await create(body);
+      expect([r.status, r.body.error]).toEqual([status, expect.stringMatching(msg)]);
+    }
+    const theirs = (await net(b, 'POST', '/v1/networks', { name: 'theirs', cidr: '10.240.0.0/24' })).body;
+    const theirPort = (await net(b, 'POST', `/v1/networks/${theirs.id}/ports`, {})).body;
+    expect((await create({ name: 'web', port: 80, backends: [theirPort.id] })).status).toBe(404);
+    const sip = await create({ name: 'web', port: 80, backends: [port.id, p2.id] });
+    expect(sip.status, sip.body.error).toBe(201);
+    expect(sip.body).toMatchObject({
+      network: network.id,
+      port: 80,
+      backends: [port.id, p2.id],
+      ip: expect.stringMatching(/^10\.240\.0\./),
+    });
+    expect((await create({ name: 'web', port: 8080, backends: [] })).status).toBe(409);
+    // Its address is the network's: no port can take it.
+    const clash = await net(a, 'POST', `/v1/networks/${network.id}/ports`, { ip: sip.body.ip });
+    expect([clash.status, clash.body.error]).toEqual([409, expect.stringMatching(/is already in use/)]);
+    const held = await net(a, 'DELETE', `/v1/ports/${p2.id}`);
+    expect([held.status, held.body.error]).toEqual([409, expect.stringMatching(/is a backend of service IP\(s\) s[0-9a-f]+/)]);
+    expect((await net(b, 'GET', `/v1/service-ips/${sip.body.id}`)).status).toBe(404);
+    expect((await net(b, 'DELETE', `/v1/service-ips/${sip.body.id}`)).status).toBe(404);
+    expect((await net(b, 'GET', '/v1/service-ips')).body.serviceIps).toEqual([]);
+    const put = await net(a, 'PUT', `/v1/service-ips/${sip.body.id}/backends`, { backends: [port.id] });
+    expect(put.body.backends).toEqual([port.id]);
+    expect((await net(a, 'DELETE', `/v1/ports/${p2.id}`)).status).toBe(200);
+    expect((await net(a, 'DELETE', `/v1/service-ips/${sip.body.id}`)).status).toBe(200);
+    expect((await net(a, 'POST', `/v1/networks/${network.id}/ports`, { ip: sip.body.ip })).status).toBe(201);
+    for (const p of (await net(a, 'GET', '/v1/ports')).body.ports) if (p.ip === sip.body.ip) await net(a, 'DELETE', `/v1/ports/${p.id}`);
+    await net(b, 'DELETE', `/v1/ports/${theirPort.id}`);
+    expect((await net(b, 'DELETE', `/v1/networks/${theirs.id}`)).status).toBe(200);
+  });
+
   it("tenant B neither sees nor changes tenant A's network, port, VM or volume (404: they do not exist for B)", async () => {
     const before = await everything(a);
     const probes: [string, string, string, unknown?][] = [

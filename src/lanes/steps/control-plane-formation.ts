@@ -1,5 +1,5 @@
 import { CheckFailed } from '../../core/errors.js';
-import { waitFor } from '../../core/retry.js';
+import { StopWaiting, waitFor } from '../../core/retry.js';
 import type { ClusterEnv, Step } from '../lane.js';
 
 /** The replicated stores formed: chainfire's members agree on one leader; flaredb's primary streams to every standby. */
@@ -31,6 +31,14 @@ export const controlPlaneFormation: Step<ClusterEnv<'chainfire' | 'flaredb'>> = 
       const streaming = rows.filter((r) => r.state === 'streaming');
       if (streaming.length !== wantStandbys) {
         const missing = standbys.filter((s) => !streaming.some((r) => r.application_name === s.name));
+        // A standby whose server is down will not start streaming by itself: say so now, not at the deadline.
+        const down = (
+          await Promise.all(missing.map(async (s) => [s.name, (await s.unitStates([flaredb.unit]))[flaredb.unit]] as const))
+        ).filter(([, st]) => st === 'inactive' || st === 'failed');
+        if (down.length)
+          throw new StopWaiting(
+            `flaredb primary ${primary} is not streaming to ${down.map(([n, st]) => `${n} (${flaredb.unit} is ${st} there)`).join(', ')}; not streaming: ${missing.join(', ')}`,
+          );
         throw new CheckFailed(
           `primary ${primary} streams to ${streaming.length} standby(s) [${streaming.map((r) => r.application_name).join(', ')}], expected ${wantStandbys}; not streaming: ${missing.join(', ') || '?'}`,
         );

@@ -32,6 +32,10 @@ export async function sweepTenant(
     await coronafs.deleteVolume(who, v.id);
     gone.push(v.id);
   }
+  for (const sip of await prismnet.serviceIps(who)) {
+    await prismnet.deleteServiceIp(who, sip.id); // before the ports it balances over
+    gone.push(sip.id);
+  }
   for (const p of await prismnet.ports(who)) {
     if (p.binding) await prismnet.unbind(who, p.id, p.binding.vm);
     await prismnet.deletePort(who, p.id);

@@ -45,13 +45,14 @@ async function tenantGet(via: Node, ip: string, path: string): Promise<string> {
 /**
  * Two VMs on one tenant network, one per worker: each takes the address its port reserved and
  * the network's static route over DHCP, each reaches the other across workers over VXLAN, and the ports show their bindings (in
- * the API and as taps and leases on the workers); a security group closes a port and opens it. Deleting one VM removes its binding, tap, lease
+ * the API and as taps and leases on the workers); a security group closes a port and opens it; a
+ * service IP balances over both. Deleting one VM removes its binding, tap, lease
  * and unit, and the port can be bound again. Tenant B sees none of it.
  */
 export const vmNetworkBinding: Step<Env> = {
   name: 'vm-network-binding',
   proves:
-    "two VMs on one tenant network (one per worker) get their DHCP addresses and the network's static route, and reach each other over VXLAN; bindings show in the API and as taps and leases; a security group without an HTTP rule closes a port and one with it opens it; deleting a VM removes its binding, tap, lease and unit, and the port binds again; another tenant sees and changes none of it",
+    "two VMs on one tenant network (one per worker) get their DHCP addresses and the network's static route, and reach each other over VXLAN; bindings show in the API and as taps and leases; a security group without an HTTP rule closes a port and one with it opens it; a service IP over both answers from each, and not once deleted; deleting a VM removes its binding, tap, lease and unit, and the port binds again; another tenant sees and changes none of it",
   needs: ['worker-virtualization'],
   run: async ({ services: { plasmavmc, prismnet, coronafs }, cluster, state }, step) => {
     const hosted = state.hosted;
@@ -160,6 +161,26 @@ export const vmNetworkBinding: Step<Env> = {
     await prismnet.setSecurityGroups(a, y.nics[0]!.port, []);
     for (const g of [closed, open]) await prismnet.deleteSecurityGroup(a, g.id);
 
+    // A service IP over both VMs: asked from inside the first, its port answers from each in turn; deleted, it answers no more.
+    const sip = await prismnet.createServiceIp(a, net.id, { name: 'smoke-web', port: 80, backends: vms.map((v) => v.nics[0]!.port) });
+    const viaSip = () => tenantGet(dhcpNode, x.nics[0]!.ip, `/cgi-bin/probe?ip=${sip.ip}`);
+    const answeredBy = new Set<string>();
+    await waitFor(
+      `service IP ${sip.ip}:80 (on ${net.dhcpWorker}) answered by every backend VM, asked from vm ${x.id}`,
+      { timeoutMs: 30_000, intervalMs: 500, maxIntervalMs: 1000 },
+      async () => {
+        const got = await viaSip();
+        const by = vms.find((v) => got.includes(v.id));
+        if (by) answeredBy.add(by.id);
+        if (answeredBy.size < vms.length) throw new Error(`answered by [${[...answeredBy].join(', ')}] so far; last: ${got}`);
+      },
+    );
+    await prismnet.deleteServiceIp(a, sip.id);
+    await waitFor(`deleted service IP ${sip.ip} no longer answers`, { timeoutMs: 30_000, intervalMs: 1000 }, async () => {
+      const got = await viaSip();
+      if (!got.includes('UNREACHABLE')) throw new Error(`still answered: ${got}`);
+    });
+
     await checkIsolation(plasmavmc, prismnet, b, net, vms[0]!);
 
     // Delete the VM on the last worker: its binding, tap, lease and unit go.
@@ -203,6 +224,7 @@ export const vmNetworkBinding: Step<Env> = {
       addresses: addrs.map((x) => x.match[1]),
       dataplane: before,
       reach,
+      serviceIp: { ...sip, answeredBy: [...answeredBy] },
       deleted: gone.id,
       rebound: again.id,
     });

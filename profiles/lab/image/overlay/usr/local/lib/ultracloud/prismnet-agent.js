@@ -1,7 +1,8 @@
 // prismnet-agent (lab): applies the declared tenant networks to this worker. Per network a bridge
 // and a VXLAN device over the cluster NIC with static flood entries for the other workers; a tap
 // per port bound here; on the network's DHCP worker, dnsmasq with one reservation per bound port.
-// Unbinding a port removes its tap and its DHCP lease. Security groups become nftables rules.
+// Unbinding a port removes its tap and its DHCP lease. Security groups become nftables rules; service IPs
+// become addresses on the DHCP worker's bridge balanced by nftables DNAT.
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
@@ -120,6 +121,51 @@ async function applyRules(here, groups) {
   appliedRules = text;
 }
 
+/**
+ * Service IPs, on their network's DHCP worker, in one ip-family table replaced atomically: a new
+ * connection to the address's port is DNATed to the backends in turn, and SNATed to the bridge's
+ * own address so the reply comes back through here (client and backend share the network).
+ * Forwarding carries these flows only: the forward chain drops whatever was not DNATed here, so a
+ * tenant cannot route through the worker; the address refuses every other port.
+ */
+let appliedServiceIps = null;
+function renderServiceIps(sips, nets, ports) {
+  const ipOf = new Map(ports.map((p) => [p.id, p.ip]));
+  const lines = ['table ip prismnet_svc {}', 'flush table ip prismnet_svc', 'table ip prismnet_svc {'];
+  lines.push('  chain prerouting {', '    type nat hook prerouting priority dstnat; policy accept;');
+  for (const s of sips) {
+    const to = s.backends.map((b) => ipOf.get(b)).filter(Boolean);
+    if (to.length) lines.push(`    ip daddr ${s.ip} tcp dport ${s.port} dnat to numgen inc mod ${to.length} map { ${to.map((ip, i) => `${i} : ${ip}`).join(', ')} }`);
+  }
+  lines.push('  }', '  chain postrouting {', '    type nat hook postrouting priority srcnat; policy accept;');
+  for (const n of nets.filter((x) => sips.some((s) => s.network === x.id))) lines.push(`    oifname "${bridgeOf(n)}" ct status dnat snat to ${n.dhcpServer}`);
+  lines.push('  }', '  chain forward {', '    type filter hook forward priority filter; policy drop;', '    ct status dnat accept', '  }');
+  lines.push('  chain input {', '    type filter hook input priority filter; policy accept;');
+  for (const s of sips) lines.push(`    ip daddr ${s.ip} meta l4proto tcp reject with tcp reset`, `    ip daddr ${s.ip} meta l4proto != icmp drop`);
+  lines.push('  }', '}');
+  return `${lines.join('\n')}\n`;
+}
+
+async function applyServiceIps(sips, nets, ports) {
+  const text = renderServiceIps(sips, nets, ports);
+  if (text !== appliedServiceIps) {
+    fs.mkdirSync('/run/prismnet', { recursive: true });
+    fs.writeFileSync('/run/prismnet/service-ips.nft', text);
+    await run('nft', ['-f', '/run/prismnet/service-ips.nft']);
+    appliedServiceIps = text;
+  }
+  // Only once the forward chain guards it; no redirects telling a client to skip the balancer.
+  await run('sysctl', ['-qw', `net.ipv4.ip_forward=${sips.length ? 1 : 0}`, 'net.ipv4.conf.all.send_redirects=0']);
+  // Each address on its network's bridge (a /32 beside the DHCP server's); addresses of deleted ones go.
+  const want = new Map(nets.map((n) => [bridgeOf(n), new Set(sips.filter((s) => s.network === n.id).map((s) => s.ip))]));
+  for (const l of JSON.parse(await run('ip', ['-j', '-4', 'addr', 'show']))) {
+    if (!/^pnb\d+$/.test(l.ifname)) continue;
+    const wanted = want.get(l.ifname) || new Set();
+    for (const a of l.addr_info || []) if (a.prefixlen === 32 && !wanted.has(a.local)) await run('ip', ['addr', 'del', `${a.local}/32`, 'dev', l.ifname]);
+    for (const ip of wanted) if (!(l.addr_info || []).some((a) => a.local === ip)) await run('ip', ['addr', 'add', `${ip}/32`, 'dev', l.ifname]);
+  }
+}
+
 async function publish(net, have) {
   const status = {
     node: NODE,
@@ -139,8 +185,8 @@ async function publish(net, have) {
 }
 
 async function reconcile() {
-  const [nets, ports, agents, sgs] = await Promise.all(
-    ['networks', 'ports', 'agents', 'security-groups'].map((k) => cf.list(`${K}/${k}/`, { serializable: true }).then((l) => l.map((x) => x.value))),
+  const [nets, ports, agents, sgs, sips] = await Promise.all(
+    ['networks', 'ports', 'agents', 'security-groups', 'service-ips'].map((k) => cf.list(`${K}/${k}/`, { serializable: true }).then((l) => l.map((x) => x.value))),
   );
   const nic = await nicWithAddress(IP);
   const peers = agents.filter((a) => a.node !== NODE).map((a) => a.ip).sort();
@@ -160,6 +206,8 @@ async function reconcile() {
     if (net.dhcpWorker === NODE) await ensureDhcp(net, ports, active);
   }
   await applyRules(here, new Map(sgs.map((g) => [g.id, g])));
+  const served = wanted.filter((n) => n.dhcpWorker === NODE);
+  await applyServiceIps(sips.filter((x) => served.some((n) => n.id === x.network)), served, ports);
   // Everything of ours that is no longer declared goes: taps of unbound ports, networks gone from here.
   const taps = new Set(here.map((p) => p.binding.tap));
   const devs = new Set(wanted.flatMap((n) => [bridgeOf(n), vxlanOf(n)]));
@@ -184,5 +232,5 @@ async function reconcile() {
 
 cf.register(`${K}/agents/${NODE}`, { node: NODE, ip: IP }, 15);
 const trigger = reconciler('prismnet-agent', reconcile);
-cf.watch([`${K}/networks/`, `${K}/ports/`, `${K}/agents/`, `${K}/security-groups/`], trigger);
+cf.watch([`${K}/networks/`, `${K}/ports/`, `${K}/agents/`, `${K}/security-groups/`, `${K}/service-ips/`], trigger);
 console.log(`prismnet-agent on ${NODE} (${IP}) reconciling`);

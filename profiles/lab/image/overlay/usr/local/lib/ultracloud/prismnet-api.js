@@ -1,4 +1,5 @@
-// prismnet (lab) control API: tenant networks (CIDR, VXLAN id, MTU, static routes) and ports (MAC, IP, binding),
+// prismnet (lab) control API: tenant networks (CIDR, VXLAN id, MTU, static routes), ports (MAC, IP, binding),
+// security groups and service IPs (a network address balanced over backend ports),
 // state in chainfire, every call scoped to the caller's tenant (the subject of its iam token).
 // The data plane (bridges, VXLAN, taps, DHCP) is prismnet-agent's, on each worker.
 'use strict';
@@ -74,6 +75,17 @@ function checkRoute(net, body) {
   return { destination, nextHop };
 }
 
+/** A service IP's backends: up to 16 distinct ports of the tenant, all on the service IP's network. */
+async function ownBackends(ids, net, tenant) {
+  if (!Array.isArray(ids) || ids.length > 16 || !ids.every((x) => typeof x === 'string'))
+    throw fail(400, 'backends must be a list of up to 16 port ids');
+  for (const id of ids) {
+    const { value: port } = await owned('ports', id, tenant);
+    if (port.network !== net.id) throw fail(400, `backend port ${id} is on network ${port.network}, not ${net.id}`);
+  }
+  return [...new Set(ids)];
+}
+
 const mac = () => `52:54:00:${[...crypto.randomBytes(3)].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
 const tapOf = (portId) => `pnt${portId.slice(1)}`;
 
@@ -130,6 +142,8 @@ serve('prismnet', PORT, {
     const { value: net } = await owned('networks', p.id, tenant);
     const ports = (await cf.list(`${K}/ports/`)).map((x) => x.value).filter((x) => x.network === net.id);
     if (ports.length) throw fail(409, `network ${net.id} still has ports: ${ports.map((x) => x.id).join(', ')}`);
+    const sips = (await cf.list(`${K}/service-ips/`)).map((x) => x.value).filter((x) => x.network === net.id);
+    if (sips.length) throw fail(409, `network ${net.id} still has service IPs: ${sips.map((x) => x.id).join(', ')}`);
     await cf.del(`${K}/networks/${net.id}`);
     await cf.del(`${K}/vni/${net.vni}`);
     return [200, { deleted: net.id }];
@@ -177,10 +191,50 @@ serve('prismnet', PORT, {
     await cf.del(`${K}/security-groups/${p.id}`);
     return [200, { deleted: p.id }];
   }),
+  /**
+   * A service IP: an address of the network (from its pool) whose TCP `port` the network's DHCP
+   * worker balances over the backend ports' addresses, connection by connection.
+   */
+  'POST /v1/networks/:id/service-ips': guarded(async (_r, p, body, _u, { tenant }) => {
+    const { value: net } = await owned('networks', p.id, tenant);
+    const name = field(body, 'name', isName, 'a lowercase name of up to 32 characters');
+    const port = field(body, 'port', (v) => Number.isInteger(v) && v >= 1 && v <= 65535, 'a TCP port from 1 to 65535');
+    const backends = await ownBackends(field(body, 'backends', Array.isArray, 'a list of port ids'), net, tenant);
+    const mine = (await cf.list(`${K}/service-ips/`)).map((x) => x.value).filter((x) => x.network === net.id);
+    if (mine.some((x) => x.name === name)) throw fail(409, `network ${net.id} already has a service IP named ${name}`);
+    const id = newId('s');
+    const ip = await allocateIp(net, id);
+    const sip = { id, tenant, network: net.id, name, ip, port, backends, createdAt: new Date().toISOString() };
+    await cf.put(`${K}/service-ips/${id}`, sip);
+    return [201, sip];
+  }),
+  'GET /v1/service-ips': guarded(async (_r, _p, _b, url, { tenant }) => {
+    const net = url.searchParams.get('network');
+    const sips = (await cf.list(`${K}/service-ips/`)).map((x) => x.value).filter((x) => x.tenant === tenant && (!net || x.network === net));
+    return [200, { serviceIps: sips }];
+  }),
+  'GET /v1/service-ips/:id': guarded(async (_r, p, _b, _u, { tenant }) => [200, (await owned('service-ips', p.id, tenant)).value]),
+  /** Replace the backends (an empty list: the address stays, its port refuses connections). */
+  'PUT /v1/service-ips/:id/backends': guarded(async (_r, p, body, _u, { tenant }) => {
+    const got = await owned('service-ips', p.id, tenant);
+    const { value: net } = await owned('networks', got.value.network, tenant);
+    const backends = await ownBackends(field(body, 'backends', Array.isArray, 'a list of port ids'), net, tenant);
+    const next = { ...got.value, backends };
+    if (!(await cf.update(`${K}/service-ips/${p.id}`, next, got.modRevision))) throw fail(409, `service IP ${p.id} changed meanwhile; retry`);
+    return [200, next];
+  }),
+  'DELETE /v1/service-ips/:id': guarded(async (_r, p, _b, _u, { tenant }) => {
+    const { value: sip } = await owned('service-ips', p.id, tenant);
+    await cf.del(`${K}/service-ips/${sip.id}`);
+    await cf.del(`${K}/ips/${sip.network}/${sip.ip}`);
+    return [200, { deleted: sip.id }];
+  }),
   'GET /v1/ports/:id': guarded(async (_r, p, _b, _u, { tenant }) => [200, (await owned('ports', p.id, tenant)).value]),
   'DELETE /v1/ports/:id': guarded(async (_r, p, _b, _u, { tenant }) => {
     const { value: port } = await owned('ports', p.id, tenant);
     if (port.binding) throw fail(409, `port ${port.id} is bound to vm ${port.binding.vm} on ${port.binding.worker}; delete the vm first`);
+    const users = (await cf.list(`${K}/service-ips/`)).map((x) => x.value).filter((x) => x.backends.includes(port.id));
+    if (users.length) throw fail(409, `port ${port.id} is a backend of service IP(s) ${users.map((x) => x.id).join(', ')}`);
     await cf.del(`${K}/ports/${port.id}`);
     await cf.del(`${K}/ips/${port.network}/${port.ip}`);
     return [200, { deleted: port.id }];
