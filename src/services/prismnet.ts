@@ -174,6 +174,22 @@ export class PrismnetClient extends ControlApiClient<Params> {
     return links.map((l) => l.ifname).filter((n) => n.startsWith('pnt'));
   }
 
+  /**
+   * Why a service IP does not answer, as its DHCP worker's kernel has it: the address missing from
+   * the network's bridge, no DNAT rule for its port, or forwarding off. Empty when all are there.
+   */
+  async serviceIpGaps(node: Node, net: Network, sip: ServiceIp): Promise<string[]> {
+    const gaps: string[] = [];
+    const addrs = JSON.parse(await node.succeed(['ip', '-j', '-4', 'addr', 'show', 'dev', bridgeOf(net)])) as {
+      addr_info?: { local: string }[];
+    }[];
+    if (!addrs.some((l) => l.addr_info?.some((a) => a.local === sip.ip))) gaps.push(`${sip.ip} is not on ${bridgeOf(net)}`);
+    const nat = await node.exec(['nft', 'list', 'chain', 'ip', 'prismnet_svc', 'prerouting']);
+    if (!nat.stdout.includes(`ip daddr ${sip.ip} tcp dport ${sip.port} dnat`)) gaps.push(`no DNAT rule for ${sip.ip}:${sip.port}`);
+    if ((await node.succeed(['sysctl', '-n', 'net.ipv4.ip_forward'])).trim() !== '1') gaps.push('IPv4 forwarding is off');
+    return gaps.map((g) => `${node.name}: ${g}`);
+  }
+
   /** Workers whose VXLAN device for the network lacks a flood entry for another worker: why traffic cannot cross. */
   floodGaps(planes: Dataplane[], ipOf: (node: string) => string): string[] {
     return planes.flatMap((p) =>

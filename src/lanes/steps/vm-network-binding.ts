@@ -167,7 +167,13 @@ export const vmNetworkBinding: Step<Env> = {
     const answeredBy = new Set<string>();
     await waitFor(
       `service IP ${sip.ip}:80 (on ${net.dhcpWorker}) answered by every backend VM, asked from vm ${x.id}`,
-      { timeoutMs: 30_000, intervalMs: 500, maxIntervalMs: 1000 },
+      {
+        timeoutMs: 30_000,
+        intervalMs: 500,
+        maxIntervalMs: 1000,
+        diagnostics: async () =>
+          `cause: ${(await prismnet.serviceIpGaps(dhcpNode, net, sip)).join('; ') || 'none found on the DHCP worker'}`,
+      },
       async () => {
         const got = await viaSip();
         const by = vms.find((v) => got.includes(v.id));

@@ -70,8 +70,9 @@ async function ensureDhcp(net, ports, active) {
   const envFile = `/run/prismnet/dhcp-${net.vni}.env`;
   fs.mkdirSync('/run/prismnet', { recursive: true });
   const envChanged = !fs.existsSync(envFile) || fs.readFileSync(envFile, 'utf8') !== env;
-  fs.writeFileSync(hostsFile, hosts);
-  fs.writeFileSync(envFile, env);
+  // Written only when changed: the directory is watched, and a write would trigger another reconcile (a busy loop).
+  if (oldHosts !== hosts) fs.writeFileSync(hostsFile, hosts);
+  if (envChanged) fs.writeFileSync(envFile, env);
   const unit = dhcpUnit(net);
   if (stale.length || envChanged) {
     // dnsmasq keeps leases in memory and rewrites the file: drop them while it is stopped.
@@ -83,7 +84,7 @@ async function ensureDhcp(net, ports, active) {
   else if (oldHosts !== hosts) await run('systemctl', ['kill', '--signal=HUP', unit]);
   if (!watched.has(dir)) {
     watched.add(dir);
-    fs.watch(dir, () => trigger()); // a new lease is news for the network's published status
+    fs.watch(dir, (_event, file) => file === 'leases' && trigger()); // a new lease is news for the network's published status
   }
 }
 
@@ -129,6 +130,7 @@ async function applyRules(here, groups) {
  * tenant cannot route through the worker; the address refuses every other port.
  */
 let appliedServiceIps = null;
+let appliedForward = null;
 function renderServiceIps(sips, nets, ports) {
   const ipOf = new Map(ports.map((p) => [p.id, p.ip]));
   const lines = ['table ip prismnet_svc {}', 'flush table ip prismnet_svc', 'table ip prismnet_svc {'];
@@ -155,7 +157,11 @@ async function applyServiceIps(sips, nets, ports) {
     appliedServiceIps = text;
   }
   // Only once the forward chain guards it; no redirects telling a client to skip the balancer.
-  await run('sysctl', ['-qw', `net.ipv4.ip_forward=${sips.length ? 1 : 0}`, 'net.ipv4.conf.all.send_redirects=0']);
+  const forward = sips.length ? 1 : 0;
+  if (forward !== appliedForward) {
+    await run('sysctl', ['-qw', `net.ipv4.ip_forward=${forward}`, 'net.ipv4.conf.all.send_redirects=0']);
+    appliedForward = forward;
+  }
   // Each address on its network's bridge (a /32 beside the DHCP server's); addresses of deleted ones go.
   const want = new Map(nets.map((n) => [bridgeOf(n), new Set(sips.filter((s) => s.network === n.id).map((s) => s.ip))]));
   for (const l of JSON.parse(await run('ip', ['-j', '-4', 'addr', 'show']))) {
