@@ -16,6 +16,7 @@ import { Qmp, waitMigration } from '../vm/qmp.js';
 import { ensureSwitch, stopSwitch } from '../vm/switch.js';
 import type { Cluster } from './cluster.js';
 import type { Node } from './node.js';
+import { waitForSsh } from './readiness.js';
 
 /**
  * A booted cluster saved once and restored in seconds: every guest paused together, its RAM
@@ -278,7 +279,8 @@ export async function stepClocks(nodes: readonly Node[]): Promise<Record<string,
   const out: Record<string, Skew> = {};
   await Promise.all(
     nodes.map(async (n) => {
-      await n.succeed('true', { timeoutMs: 60_000 }); // connect outside the measurement
+      // Connect outside the measurement; a guest just resumed under load may miss one handshake's 20 s.
+      await waitForSsh(n, Date.now() + 120_000);
       let m = await measureSkew(n);
       for (let i = 0; i < 4 && Math.abs(m.skewS) > Math.max(0.2, m.errS); i++) {
         const deltaNs = BigInt(Math.round(-m.skewS * 1e9));
