@@ -56,8 +56,13 @@ function addLaneCommand(parent: Command, lane: AnyLane, word: string, fresh: boo
         : lane.description,
     )
     .option('--list-steps', 'print the steps (and negative controls) and exit')
-    .option('--only <step...>', 'run only these steps (and the steps they need); the rest are recorded as skipped by request')
-    .option('--skip <step...>', 'leave these steps out (and any step that needs them)');
+    .addOption(
+      new Option(
+        '--only <step...>',
+        'run only these steps (and the steps they need; space- or comma-separated); the rest are recorded as skipped by request',
+      ).argParser(stepList),
+    )
+    .addOption(new Option('--skip <step...>', 'leave these steps out (and any step that needs them)').argParser(stepList));
   const controls = Object.keys(lane.controls);
   if (controls.length)
     cmd.addOption(
@@ -134,6 +139,9 @@ function argvTail(words: readonly string[], fresh: boolean): string {
   const tail = at < 0 ? [] : argv.slice(at + words.length).map(redactCredentials);
   return tail.length ? ` ${tail.join(' ')}` : '';
 }
+
+/** `--only a b` and `--only a,b` alike. */
+const stepList = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), ...value.split(',').filter(Boolean)];
 
 export function registerLanes(program: Command): void {
   const parents = new Map<string, Command>();

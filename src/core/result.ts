@@ -17,6 +17,8 @@ export const StepResult = z.object({
   error: z.string().optional(),
   skipped: SkipCause.optional(),
   evidence: z.array(z.string()),
+  /** Where a long step got to, and when (ms after it started): what a slow or failed step was doing. */
+  phases: z.array(z.object({ name: z.string(), atMs: z.number().nonnegative() })).optional(),
 });
 export type StepResult = z.infer<typeof StepResult>;
 

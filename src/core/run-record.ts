@@ -23,6 +23,8 @@ export interface StepContext {
   json(name: string, value: unknown): Promise<string>;
   /** Path in the run dir for tools that write their own files (console copies, captures). */
   evidencePath(name: string): string;
+  /** Mark the start of a phase of a long step: logged, and kept on the step in result.json. */
+  phase(name: string): void;
   /** A line-by-line evidence file (a builder's transcript), closed when `body` settles. */
   lines<T>(name: string, body: (write: (line: string) => void) => Promise<T>): Promise<T>;
 }
@@ -156,6 +158,12 @@ export class RunRecord {
         return p;
       },
       json: (file, value) => ctx.evidence(file, `${JSON.stringify(value, null, 2)}\n`),
+      phase: (phase) => {
+        const atMs = Date.now() - started;
+        step.phases = [...(step.phases ?? []), { name: phase, atMs }];
+        stepLog.info(`${name}: ${phase} (at ${seconds(atMs)})`);
+        this.flush();
+      },
       lines: async (file, fn) => {
         const out = createWriteStream(ctx.evidencePath(file));
         try {

@@ -1,5 +1,7 @@
+import { setTimeout } from 'node:timers/promises';
 import { z } from 'zod';
 import type { Node } from '../cluster/node.js';
+import { CheckFailed } from '../core/errors.js';
 import { defineService } from './service.js';
 import { ControlApiClient, type TenantToken } from './tenant-api.js';
 
@@ -188,6 +190,19 @@ export class PrismnetClient extends ControlApiClient<Params> {
     if (!nat.stdout.includes(`ip daddr ${sip.ip} tcp dport ${sip.port} dnat`)) gaps.push(`no DNAT rule for ${sip.ip}:${sip.port}`);
     if ((await node.succeed(['sysctl', '-n', 'net.ipv4.ip_forward'])).trim() !== '1') gaps.push('IPv4 forwarding is off');
     return gaps.map((g) => `${node.name}: ${g}`);
+  }
+
+  /**
+   * The share of one CPU the node's prismnet agent (with the commands it runs) used over a window
+   * in which nothing was declared or changed: near zero unless it reconciles in a loop.
+   */
+  async agentCpuShare(node: Node, windowMs: number): Promise<number> {
+    const used = async () => Number(await node.succeed(['systemctl', 'show', '-P', 'CPUUsageNSec', 'prismnet-agent.service']));
+    const [n0, t0] = [await used(), performance.now()];
+    await setTimeout(windowMs);
+    const [n1, t1] = [await used(), performance.now()];
+    if (!Number.isFinite(n0) || !Number.isFinite(n1)) throw new CheckFailed(`${node.name}: prismnet-agent.service has no CPU accounting`);
+    return (n1 - n0) / 1e6 / (t1 - t0);
   }
 
   /** Workers whose VXLAN device for the network lacks a flood entry for another worker: why traffic cannot cross. */

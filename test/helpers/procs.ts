@@ -16,9 +16,9 @@ export function processesMentioning(needle: string): { pid: number; argv: string
   return out;
 }
 
-export async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
+export async function waitFor(cond: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
   const deadline = Date.now() + ms;
-  while (!cond()) {
+  while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 200));
   }

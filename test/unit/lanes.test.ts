@@ -189,5 +189,8 @@ describe('lanes on the command line', () => {
     expect(r.exitCode).toBe(2);
     expect(r.stderr).toContain('--only readines: no such step in smoke');
     expect(() => readFileSync(path.join(work, 'smoke', 'latest', 'result.json'))).toThrow();
+    // Comma-separated lists are read as space-separated ones.
+    const listed = await cli(['--work-root', work, 'smoke', '--only', 'readiness,iam-tokens,readines']);
+    expect([listed.exitCode, listed.stderr]).toEqual([2, expect.stringContaining('--only readines: no such step in smoke')]);
   });
 });

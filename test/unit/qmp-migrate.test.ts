@@ -67,6 +67,8 @@ describe('qmp.js (plasmavmc-agent)', () => {
     const src = qemu('src', []);
     const dst = qemu('dst', ['-incoming', `tcp:127.0.0.1:${port}`]);
     await waitFor(() => existsSync(src) && existsSync(dst), 20_000, 'both QMP sockets');
+    // As the agent does: migrate only once the target listens (a probe connection would be taken as the stream).
+    await waitFor(async () => (await execa('ss', ['-Hltn', `sport = :${port}`])).stdout.trim() !== '', 20_000, 'the target listening');
     const source = await qmpSession(src);
     try {
       await source.execute('migrate-set-parameters', { 'max-bandwidth': 1 << 30, 'downtime-limit': 300 });

@@ -10,6 +10,10 @@ import type { RunState } from './state.js';
 
 type Env = ClusterEnv<'plasmavmc' | 'prismnet' | 'coronafs'> & { state: RunState };
 
+/** How long, and how busy at most, the DHCP worker's prismnet agent may be while nothing is being declared. */
+const AGENT_IDLE_WINDOW_MS = 5000;
+const AGENT_IDLE_MAX_CPU = 0.5;
+
 /** What tenant B tries on tenant A's objects: every one must be a 404 (A's objects do not exist for B). */
 function isolationProbes(net: Network, vm: Vm): { service: 'plasmavmc' | 'prismnet'; method: string; path: string; body?: unknown }[] {
   const port = vm.nics[0]!.port;
@@ -52,7 +56,7 @@ async function tenantGet(via: Node, ip: string, path: string): Promise<string> {
 export const vmNetworkBinding: Step<Env> = {
   name: 'vm-network-binding',
   proves:
-    "two VMs on one tenant network (one per worker) get their DHCP addresses and the network's static route, and reach each other over VXLAN; bindings show in the API and as taps and leases; a security group without an HTTP rule closes a port and one with it opens it; a service IP over both answers from each, and not once deleted; deleting a VM removes its binding, tap, lease and unit, and the port binds again; another tenant sees and changes none of it",
+    "two VMs on one tenant network (one per worker) get their DHCP addresses and the network's static route, and reach each other over VXLAN; bindings show in the API and as taps and leases; a security group without an HTTP rule closes a port and one with it opens it; a service IP over both answers from each, and not once deleted; deleting a VM removes its binding, tap, lease and unit, and the port binds again; another tenant sees and changes none of it; the DHCP worker's agent is idle while nothing changes, and keeps no service-IP table once none is declared",
   needs: ['worker-virtualization'],
   run: async ({ services: { plasmavmc, prismnet, coronafs }, cluster, state }, step) => {
     const hosted = state.hosted;
@@ -69,6 +73,7 @@ export const vmNetworkBinding: Step<Env> = {
       throw new StopWaiting(`${(e as Error).message}\ncause: ${gaps.join('; ')}`);
     };
 
+    step.phase('dhcp addresses');
     // Each VM takes its DHCP address: the one its port reserved.
     const addrs = await Promise.all(
       vms.map((vm) =>
@@ -84,6 +89,7 @@ export const vmNetworkBinding: Step<Env> = {
         throw new CheckFailed(`vm ${vm.id} on ${vm.worker} took ${addrs[i]!.match[1]} but its port reserved ${vm.nics[0]!.ip}`);
     });
 
+    step.phase('static routes');
     // The network's static route reached each guest over DHCP (option 121): the guest's own routing table says so.
     for (const route of net.routes) {
       const want = `${route.destination} via ${route.nextHop}`;
@@ -103,6 +109,7 @@ export const vmNetworkBinding: Step<Env> = {
       );
     }
 
+    step.phase('bindings');
     // Bindings: in the API, and as the workers have them (tap on the network's bridge, DHCP lease).
     const before = await planes();
     for (const vm of vms) {
@@ -118,6 +125,15 @@ export const vmNetworkBinding: Step<Env> = {
         throw new CheckFailed(`${net.dhcpWorker}: no DHCP lease ${nic.mac} -> ${nic.ip} for vm ${vm.id}`);
     }
 
+    step.phase('agent idle');
+    // Nothing changes now: the DHCP worker's agent, serving the network and its leases, is idle.
+    const agentCpu = await prismnet.agentCpuShare(dhcpNode, AGENT_IDLE_WINDOW_MS);
+    if (agentCpu > AGENT_IDLE_MAX_CPU)
+      throw new CheckFailed(
+        `${net.dhcpWorker}: prismnet-agent used ${Math.round(agentCpu * 100)}% of a CPU for ${AGENT_IDLE_WINDOW_MS / 1000} s with nothing to change: it reconciles in a loop (see its journal)`,
+      );
+
+    step.phase('reach across workers');
     // Across workers over VXLAN: the DHCP worker reaches each VM, and each VM reaches the other from inside.
     const reach: Record<string, string> = {};
     const reachBoth = async () => {
@@ -135,6 +151,7 @@ export const vmNetworkBinding: Step<Env> = {
     };
     await waitFor('each VM reachable across workers', { timeoutMs: 30_000, intervalMs: 2000 }, () => reachBoth().catch(explain));
 
+    step.phase('security groups');
     // Security groups: the last VM's port closed to HTTP (nftables on its worker), then opened to the network.
     const [x, y] = [vms[0]!, vms.at(-1)!];
     const probe = () => tenantGet(dhcpNode, x.nics[0]!.ip, `/cgi-bin/probe?ip=${y.nics[0]!.ip}`);
@@ -161,6 +178,7 @@ export const vmNetworkBinding: Step<Env> = {
     await prismnet.setSecurityGroups(a, y.nics[0]!.port, []);
     for (const g of [closed, open]) await prismnet.deleteSecurityGroup(a, g.id);
 
+    step.phase('service ip');
     // A service IP over both VMs: asked from inside the first, its port answers from each in turn; deleted, it answers no more.
     const sip = await prismnet.createServiceIp(a, net.id, { name: 'smoke-web', port: 80, backends: vms.map((v) => v.nics[0]!.port) });
     const viaSip = () => tenantGet(dhcpNode, x.nics[0]!.ip, `/cgi-bin/probe?ip=${sip.ip}`);
@@ -187,8 +205,10 @@ export const vmNetworkBinding: Step<Env> = {
       if (!got.includes('UNREACHABLE')) throw new Error(`still answered: ${got}`);
     });
 
+    step.phase('tenant isolation');
     await checkIsolation(plasmavmc, prismnet, b, net, vms[0]!);
 
+    step.phase('delete one vm');
     // Delete the VM on the last worker: its binding, tap, lease and unit go.
     const gone = vms.at(-1)!;
     const nic = gone.nics[0]!;
@@ -204,6 +224,7 @@ export const vmNetworkBinding: Step<Env> = {
       if (left.length) throw new Error(left.join('; '));
     });
 
+    step.phase('rebind port');
     // The port binds again: a new VM takes it.
     const again = await plasmavmc.createVm(a, { name: 'smoke-rebind', image: hosted.image, worker: gone.worker, ports: [nic.port] });
     const rebound = await prismnet.port(a, nic.port);
@@ -215,6 +236,7 @@ export const vmNetworkBinding: Step<Env> = {
     await prismnet.deleteNetwork(a, net.id);
     state.hosted = undefined;
 
+    step.phase('cleanup');
     // Nothing of the run stays on the workers: no VM unit, no tap.
     await waitFor('no VM unit and no tap left on the workers', { timeoutMs: 30_000, intervalMs: 500 }, async () => {
       const left: string[] = [];
@@ -225,6 +247,9 @@ export const vmNetworkBinding: Step<Env> = {
       }
       if (left.length) throw new Error(left.join('; '));
     });
+    // With nothing declared, the DHCP worker keeps no service-IP table (no NAT hook for every packet).
+    if ((await dhcpNode.exec(['nft', 'list', 'table', 'ip', 'prismnet_svc'])).code === 0)
+      throw new CheckFailed(`${net.dhcpWorker}: nftables table ip prismnet_svc left behind with no service IP declared`);
     await step.json('vm-network-binding.json', {
       network: net,
       addresses: addrs.map((x) => x.match[1]),
@@ -233,6 +258,7 @@ export const vmNetworkBinding: Step<Env> = {
       serviceIp: { ...sip, answeredBy: [...answeredBy] },
       deleted: gone.id,
       rebound: again.id,
+      agentCpuIdle: agentCpu,
     });
     return `${vms.map((v) => `${v.id}@${v.worker}=${v.nics[0]!.ip}`).join(', ')} reach each other over VXLAN ${net.vni}; delete released ${nic.port} (tap, lease, unit gone) and it bound again; tenant ${b.tenant} got 404 on every probe`;
   },

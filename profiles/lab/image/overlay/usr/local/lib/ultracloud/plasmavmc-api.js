@@ -5,7 +5,7 @@
 const { serve, request, sleep, fail, field } = require('./http-json.js');
 const { guarded } = require('./iam-auth.js');
 const { chainfire } = require('./chainfire.js');
-const { isName, newId, ownedIn } = require('./tenant-store.js');
+const { isName, newId, ownedIn, uniqueBytes } = require('./tenant-store.js');
 
 const PORT = Number(process.env.PLASMAVMC_PORT || 8100);
 const PRISMNET = process.env.PRISMNET_ENDPOINT || 'http://127.0.0.1:8110';
@@ -140,7 +140,7 @@ serve('plasmavmc', PORT, {
     const t0 = Date.now();
     for (const n of vm.nics) await prismnet(req, 'POST', `/v1/ports/${n.port}/prepare-move`, { vm: vm.id, worker });
     await cf.del(`${K}/migrations/${vm.id}`);
-    await setVm(vm.id, tenant, () => ({ migration: { to: worker, port: 49152 + Math.floor(Math.random() * 8000), requestedAt: new Date().toISOString() } }));
+    await setVm(vm.id, tenant, () => ({ migration: { to: worker, port: 49152 + (uniqueBytes(2).readUInt16BE() % 8000), requestedAt: new Date().toISOString() } }));
     let outcome;
     for (;;) {
       outcome = (await cf.get(`${K}/migrations/${vm.id}`))?.value;

@@ -132,6 +132,8 @@ async function applyRules(here, groups) {
 let appliedServiceIps = null;
 let appliedForward = null;
 function renderServiceIps(sips, nets, ports) {
+  // None served here: no table at all, so no NAT hook makes conntrack follow every packet.
+  if (!sips.length) return 'table ip prismnet_svc {}\ndelete table ip prismnet_svc\n';
   const ipOf = new Map(ports.map((p) => [p.id, p.ip]));
   const lines = ['table ip prismnet_svc {}', 'flush table ip prismnet_svc', 'table ip prismnet_svc {'];
   lines.push('  chain prerouting {', '    type nat hook prerouting priority dstnat; policy accept;');

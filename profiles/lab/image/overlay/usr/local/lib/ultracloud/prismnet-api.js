@@ -3,11 +3,10 @@
 // state in chainfire, every call scoped to the caller's tenant (the subject of its iam token).
 // The data plane (bridges, VXLAN, taps, DHCP) is prismnet-agent's, on each worker.
 'use strict';
-const crypto = require('node:crypto');
 const { serve, fail, field } = require('./http-json.js');
 const { guarded } = require('./iam-auth.js');
 const { chainfire } = require('./chainfire.js');
-const { isName, newId, ownedIn } = require('./tenant-store.js');
+const { isName, newId, ownedIn, uniqueBytes } = require('./tenant-store.js');
 const ip4 = require('./ipv4.js');
 
 const PORT = Number(process.env.PRISMNET_PORT || 8110);
@@ -86,7 +85,7 @@ async function ownBackends(ids, net, tenant) {
   return [...new Set(ids)];
 }
 
-const mac = () => `52:54:00:${[...crypto.randomBytes(3)].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
+const mac = () => `52:54:00:${[...uniqueBytes(3)].map((b) => b.toString(16).padStart(2, '0')).join(':')}`;
 const tapOf = (portId) => `pnt${portId.slice(1)}`;
 
 serve('prismnet', PORT, {
