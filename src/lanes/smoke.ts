@@ -1,11 +1,13 @@
+import { dnsRecordDeleted } from '../faults/dns-record-deleted.js';
+import { processFrozen } from '../faults/process-frozen.js';
 import { iamWrongKey } from '../faults/signing-key.js';
 import { pick } from '../faults/targets.js';
 import { unitMasked, unitStopped } from '../faults/units.js';
 import { silentVmImage } from '../faults/vm-image.js';
 import { vxlanPeerRemoved } from '../faults/vxlan-peer.js';
-import { agentFrozen } from '../faults/worker-agent.js';
 import { type ClusterEnv, clusterLane } from './lane.js';
 import { controlPlaneFormation } from './steps/control-plane-formation.js';
+import { dnsRecords } from './steps/dns-records.js';
 import { externalEntrypoints } from './steps/external-entrypoints.js';
 import { iamTokens } from './steps/iam-tokens.js';
 import { leaderPowerCut } from './steps/leader-power-cut.js';
@@ -17,6 +19,7 @@ import { newRunState, type RunState } from './steps/state.js';
 import { laneTenants, sweepTenant } from './steps/tenants.js';
 import { vmNetworkBinding } from './steps/vm-network-binding.js';
 import { workerVirtualization } from './steps/worker-virtualization.js';
+import { workloadApi } from './steps/workload-api.js';
 
 type SmokeCtx = ClusterEnv<
   | 'chainfire'
@@ -32,6 +35,8 @@ type SmokeCtx = ClusterEnv<
   | 'prismnet-agent'
   | 'coronafs'
   | 'coronafs-agent'
+  | 'k8shost'
+  | 'flashdns'
 > & {
   state: RunState;
 };
@@ -43,7 +48,7 @@ type SmokeCtx = ClusterEnv<
 export const smoke = clusterLane<SmokeCtx>()({
   name: 'smoke',
   description:
-    'readiness, control-plane formation, protocol surfaces, replication, iam tokens, external entrypoints, VM hosting on the workers, a leader power cut',
+    'readiness, control-plane formation, protocol surfaces, replication, iam tokens, external entrypoints, authoritative DNS, pod API watches, VM hosting on the workers, a leader power cut',
   kind: 'cluster',
   services: [
     'chainfire',
@@ -59,6 +64,8 @@ export const smoke = clusterLane<SmokeCtx>()({
     'prismnet-agent',
     'coronafs',
     'coronafs-agent',
+    'k8shost',
+    'flashdns',
   ],
   context: (env) => ({ ...env, state: newRunState() }),
   steps: [
@@ -68,7 +75,9 @@ export const smoke = clusterLane<SmokeCtx>()({
     replicatedState,
     iamTokens,
     externalEntrypoints,
+    dnsRecords,
     serviceHealth,
+    workloadApi,
     workerVirtualization,
     vmNetworkBinding,
     leaderPowerCut,
@@ -94,8 +103,22 @@ export const smoke = clusterLane<SmokeCtx>()({
       breaks: 'service-health',
       fault: ({ services }) => {
         const agent = services['plasmavmc-agent'];
-        return agentFrozen(agent, pick(agent.nodes(), 'last', 'plasmavmc-agent-stopped'));
+        return processFrozen(agent, pick(agent.nodes(), 'last', 'plasmavmc-agent-stopped'), async (node) => {
+          const h = await agent.health(node);
+          if (h && !h.ok) throw new Error(h.detail);
+        });
       },
+    },
+    'flashdns-record-deleted': {
+      description: "delete every new A record behind flashdns's API, in the flaredb primary's zone tables",
+      breaks: 'dns-records',
+      fault: ({ services: { flashdns } }) => dnsRecordDeleted(flashdns.apiNode()),
+    },
+    'k8shost-watch-stalled': {
+      description: 'freeze (SIGSTOP) the control APIs on the last k8shost node, where the step watches: the stream never ends',
+      breaks: 'workload-api',
+      fault: ({ services: { k8shost } }) =>
+        processFrozen(k8shost, pick(k8shost.nodes(), 'last', 'k8shost-watch-stalled'), async (node) => void (await k8shost.health(node))),
     },
     'vxlan-peer-removed': {
       description: "remove the first worker's VXLAN flood entry for the last worker (kept removed while the fault lasts)",

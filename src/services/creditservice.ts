@@ -19,6 +19,27 @@ export class CreditApi {
   quota(tenant: string): Promise<HttpReply> {
     return http('GET', `${this.base}/v1/quotas/${encodeURIComponent(tenant)}`);
   }
+
+  /** Settle a held reservation: the wallet pays its amount. */
+  commit(id: string, token: string): Promise<HttpReply> {
+    return http('POST', `${this.base}/v1/reservations/${encodeURIComponent(id)}/commit`, { headers: { authorization: `Bearer ${token}` } });
+  }
+
+  credit(tenant: string, amount: number, token: string): Promise<HttpReply> {
+    return http('POST', `${this.base}/v1/wallets/${encodeURIComponent(tenant)}/credit`, {
+      body: { amount },
+      headers: { authorization: `Bearer ${token}` },
+    });
+  }
+
+  wallet(tenant: string): Promise<HttpReply> {
+    return http('GET', `${this.base}/v1/wallets/${encodeURIComponent(tenant)}`);
+  }
+
+  /** Would a workload of `amount` quota units costing `cost` be let in (`admitted`, and `reasons` if not)? */
+  admission(tenant: string, amount: number, cost: number, token: string): Promise<HttpReply> {
+    return http('POST', `${this.base}/v1/admission`, { body: { tenant, amount, cost }, headers: { authorization: `Bearer ${token}` } });
+  }
 }
 
 export class CreditserviceClient extends ServiceClient<Params> {

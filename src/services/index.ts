@@ -8,7 +8,9 @@ import { coronafs } from './coronafs.js';
 import { creditservice } from './creditservice.js';
 import { flaredb } from './flaredb.js';
 import { flaredbHttp } from './flaredb-http.js';
+import { flashdns } from './flashdns.js';
 import { iam } from './iam.js';
+import { k8shost } from './k8shost.js';
 import { nightlight } from './nightlight.js';
 import { plasmavmc } from './plasmavmc.js';
 import { prismnet } from './prismnet.js';
@@ -21,6 +23,7 @@ export const SERVICES = {
   flaredb,
   'flaredb-http': flaredbHttp,
   iam,
+  flashdns,
   apigateway,
   nightlight,
   creditservice,
@@ -30,6 +33,7 @@ export const SERVICES = {
   'prismnet-agent': prismnetAgent,
   coronafs,
   'coronafs-agent': coronafsAgent,
+  k8shost,
 } as const;
 
 export type ServiceName = keyof typeof SERVICES;

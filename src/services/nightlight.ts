@@ -28,9 +28,9 @@ export class NightlightClient extends ServiceClient<Params> {
     return { status: r.status, bytes: body.length, text: r.text };
   }
 
-  /** An instant query's first value, or a CheckFailed saying what came back. */
-  async queryValue(promql: string): Promise<number> {
-    const r = await http('GET', `${await this.url()}${this.svc.params.queryPath}?query=${encodeURIComponent(promql)}`);
+  /** An instant query's first value, or a CheckFailed saying what came back; `via`: another base URL (the gateway's route). */
+  async queryValue(promql: string, via?: string): Promise<number> {
+    const r = await http('GET', `${via ?? (await this.url())}${this.svc.params.queryPath}?query=${encodeURIComponent(promql)}`);
     const v = (r.json as { data?: { result?: { value: [number, string] }[] } } | undefined)?.data?.result?.[0]?.value?.[1];
     if (v === undefined) throw new CheckFailed(`query ${promql} returned ${r.text.slice(0, 200)}`);
     return Number(v);

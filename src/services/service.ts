@@ -64,6 +64,15 @@ export class ServiceContext<Params> {
   }
 }
 
+/** What a service's process on a node is doing, for naming why it does not answer. */
+export interface ServiceProcess {
+  unit: string;
+  active: string;
+  pid: number;
+  /** /proc/<pid>/stat state: R running, S sleeping, T stopped (SIGSTOP), Z zombie, ... */
+  state: string | null;
+}
+
 /** What every client shares: its contract context, so faults and steps can name the unit and the nodes. */
 export class ServiceClient<Params> {
   constructor(readonly svc: ServiceContext<Params>) {}
@@ -74,5 +83,27 @@ export class ServiceClient<Params> {
 
   nodes(): Node[] {
     return this.svc.nodes();
+  }
+
+  /** The service's unit on a node and its main process, as systemd and /proc have them. */
+  async process(node: Node): Promise<ServiceProcess> {
+    const r = await node.exec(['systemctl', 'show', '-p', 'ActiveState', '-p', 'MainPID', this.unit]);
+    const props = Object.fromEntries(
+      r.stdout
+        .trim()
+        .split('\n')
+        .map((l) => l.split('=', 2) as [string, string]),
+    );
+    const [active, pid] = [props.ActiveState ?? 'unknown', props.MainPID ?? '0'];
+    const stat = Number(pid) > 0 ? await node.exec(['cat', `/proc/${pid}/stat`]) : null;
+    const state = stat?.code === 0 ? (/\) (\S)/.exec(stat.stdout)?.[1] ?? null) : null;
+    return { unit: this.unit, active, pid: Number(pid), state };
+  }
+
+  /** Why the service on a node is not doing its job, as far as its unit and process tell. */
+  async describe(node: Node): Promise<string> {
+    const p = await this.process(node);
+    const frozen = p.state === 'T' ? ' (stopped by a signal: the process is frozen)' : '';
+    return `${p.unit} is ${p.active}, main pid ${p.pid || 'none'}${p.state ? ` in state ${p.state}${frozen}` : ''}`;
   }
 }

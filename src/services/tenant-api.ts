@@ -1,5 +1,5 @@
 import type { Node } from '../cluster/node.js';
-import { CheckFailed, UsageError } from '../core/errors.js';
+import { CheckFailed, errorMessage, UsageError } from '../core/errors.js';
 import { http } from '../probes/http.js';
 import { ServiceClient, type ServiceContext } from './service.js';
 
@@ -11,7 +11,8 @@ export interface TenantToken {
 
 export interface ApiReply<T> {
   status: number;
-  body: T & { error?: string };
+  /** A refusal says why in `error` (the lab's APIs) or `message` (Kubernetes-shaped ones). */
+  body: T & { error?: string; message?: string };
 }
 
 /**
@@ -33,14 +34,14 @@ export class TenantApi {
       headers: { authorization: `Bearer ${who.token}` },
       timeoutMs,
     });
-    return { status: r.status, body: (r.json ?? { error: r.text.slice(0, 300) }) as T & { error?: string } };
+    return { status: r.status, body: (r.json ?? { error: r.text.slice(0, 300) }) as ApiReply<T>['body'] };
   }
 
   async ok<T>(who: TenantToken, method: string, path: string, body?: unknown, timeoutMs?: number): Promise<T> {
     const r = await this.call<T>(who, method, path, body, timeoutMs);
     if (r.status >= 300)
       throw new CheckFailed(
-        `${this.service} on ${this.node()} refused ${method} ${path} for tenant ${who.tenant}: ${r.status} ${r.body.error ?? ''}`,
+        `${this.service} on ${this.node()} refused ${method} ${path} for tenant ${who.tenant}: ${r.status} ${r.body.error ?? r.body.message ?? ''}`,
       );
     return r.body;
   }
@@ -65,7 +66,13 @@ export class ControlApiClient<Params> extends ServiceClient<Params> {
   }
 
   protected async healthOf<T>(node: Node): Promise<T> {
-    const r = await http('GET', `${await node.url(this.svc.port('api'))}/health`, { timeoutMs: 10_000 });
+    const port = this.svc.port('api');
+    const r = await http('GET', `${await node.url(port)}/health`, { timeoutMs: 10_000 }).catch(async (e: unknown) => {
+      const listening = (await node.exec(['ss', '-Hltn', `sport = :${port}`])).stdout.trim();
+      throw new CheckFailed(
+        `${this.svc.name} on ${node}: /health unreachable (${errorMessage(e)}); ${listening ? `port ${port} is listening` : `nothing listens on port ${port}`}; ${await this.describe(node)}`,
+      );
+    });
     if (r.status !== 200) throw new CheckFailed(`${this.svc.name} on ${node}: /health answered ${r.status} ${r.text.slice(0, 200)}`);
     return r.json as T;
   }

@@ -6,10 +6,10 @@ import { execa, type ResultPromise } from 'execa';
 import { REPO } from './cli.js';
 
 /** The lab's guest services run on this host as they run in the guests: node, their own files, a real etcd. */
-const LIB = path.join(REPO, 'profiles/lab/image/overlay/usr/local/lib/ultracloud');
+export const LIB = path.join(REPO, 'profiles/lab/image/overlay/usr/local/lib/ultracloud');
 export const ETCD = '/var/cache/ultracloud/etcd/etcd';
 
-const freePort = () =>
+export const freePort = () =>
   new Promise<number>((ok, fail) => {
     const s = net.createServer().listen(0, '127.0.0.1', () => {
       const { port } = s.address() as net.AddressInfo;
@@ -18,7 +18,7 @@ const freePort = () =>
     s.on('error', fail);
   });
 
-async function until(what: string, url: string, ms = 30_000): Promise<void> {
+export async function until(what: string, url: string, ms = 30_000): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
     try {
@@ -32,22 +32,46 @@ async function until(what: string, url: string, ms = 30_000): Promise<void> {
   }
 }
 
+/** A one-member etcd on loopback ports, its data under `dir`. */
+export function etcdArgs(dir: string, client: number, peer: number, extra: string[] = []): string[] {
+  const [c, p] = [`http://127.0.0.1:${client}`, `http://127.0.0.1:${peer}`];
+  return [
+    '--data-dir',
+    `${dir}/etcd`,
+    '--listen-client-urls',
+    c,
+    '--advertise-client-urls',
+    c,
+    '--listen-peer-urls',
+    p,
+    '--initial-advertise-peer-urls',
+    p,
+    '--initial-cluster',
+    `default=${p}`,
+    ...extra,
+  ];
+}
+
 export interface ControlApis {
   etcd: string;
   iam: string;
   prismnet: string;
   plasmavmc: string;
   coronafs: string;
+  k8shost: string;
+  creditservice: string;
   /** Put a JSON value into chainfire (what an agent's registration writes). */
   put(key: string, value: unknown): Promise<void>;
   token(tenant: string): Promise<string>;
   stop(): Promise<void>;
 }
 
-/** etcd, iam, prismnet, coronafs and plasmavmc on loopback ports, in a temp dir; stop() kills each by pid and removes the dir. */
+/** etcd, iam and the lab's small services (prismnet, coronafs, plasmavmc, k8shost, creditservice) on loopback ports, in a temp dir; stop() kills each by pid and removes the dir. */
 export async function startControlApis(): Promise<ControlApis> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'uc-apis-'));
-  const [client, peer, iamPort, prismnetPort, plasmavmcPort, coronafsPort] = await Promise.all([1, 2, 3, 4, 5, 6].map(freePort));
+  const [client, peer, iamPort, prismnetPort, plasmavmcPort, coronafsPort, k8shostPort, creditPort] = await Promise.all(
+    [1, 2, 3, 4, 5, 6, 7, 8].map(freePort),
+  );
   const etcd = `http://127.0.0.1:${client}`;
   const procs: ResultPromise[] = [];
   const spawn = (file: string, argv: string[], env: Record<string, string>) => {
@@ -60,29 +84,14 @@ export async function startControlApis(): Promise<ControlApis> {
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    spawn(
-      ETCD,
-      [
-        '--data-dir',
-        `${dir}/etcd`,
-        '--listen-client-urls',
-        etcd,
-        '--advertise-client-urls',
-        etcd,
-        '--listen-peer-urls',
-        `http://127.0.0.1:${peer}`,
-        '--initial-advertise-peer-urls',
-        `http://127.0.0.1:${peer}`,
-        '--initial-cluster',
-        `default=http://127.0.0.1:${peer}`,
-      ],
-      {},
-    );
+    spawn(ETCD, etcdArgs(dir, client!, peer!), {});
     await until('etcd', `${etcd}/health`);
     const common = { CHAINFIRE_ENDPOINT: etcd, CHAINFIRE_ENDPOINTS: etcd, IAM_ENDPOINTS: `http://127.0.0.1:${iamPort}` };
     spawn('node', [`${LIB}/iam.js`], { ...common, IAM_PORT: String(iamPort) });
     spawn('node', [`${LIB}/prismnet-api.js`], { ...common, PRISMNET_PORT: String(prismnetPort) });
     spawn('node', [`${LIB}/coronafs-api.js`], { ...common, CORONAFS_PORT: String(coronafsPort) });
+    spawn('node', [`${LIB}/k8shost-api.js`], { ...common, K8SHOST_PORT: String(k8shostPort) });
+    spawn('node', [`${LIB}/creditservice.js`], { ...common, CREDIT_PORT: String(creditPort) });
     spawn('node', [`${LIB}/plasmavmc-api.js`], {
       ...common,
       PLASMAVMC_PORT: String(plasmavmcPort),
@@ -95,6 +104,8 @@ export async function startControlApis(): Promise<ControlApis> {
       prismnet: `http://127.0.0.1:${prismnetPort}`,
       plasmavmc: `http://127.0.0.1:${plasmavmcPort}`,
       coronafs: `http://127.0.0.1:${coronafsPort}`,
+      k8shost: `http://127.0.0.1:${k8shostPort}`,
+      creditservice: `http://127.0.0.1:${creditPort}`,
     };
     for (const [name, url] of Object.entries(apis)) await until(name, `${url}/health`);
     return {

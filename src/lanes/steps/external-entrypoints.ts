@@ -6,11 +6,11 @@ import type { RunState } from './state.js';
 
 type Ctx = ClusterEnv<'apigateway' | 'flaredb-http' | 'iam' | 'nightlight' | 'creditservice'> & { state: RunState };
 
-/** What a client outside the cluster sees: the gateway's routes, nightlight's remote write and query, creditservice's admission. */
+/** What a client outside the cluster sees: the gateway's routes, nightlight's remote write and query, creditservice's reservations, wallet and admission. */
 export const externalEntrypoints: Step<Ctx> = {
   name: 'external-entrypoints',
   proves:
-    'from the host: apigateway routes to iam and flaredb; nightlight accepts a snappy protobuf remote-write sample and a query returns it; creditservice reserves with a token, refuses without one and over quota',
+    'from the host: apigateway routes to iam, flaredb and nightlight; nightlight accepts a snappy protobuf remote-write sample and a query returns it (directly and through the gateway); creditservice reserves with a token, refuses without one and over quota, admits a workload within quota and funds and refuses one beyond both naming why, and its wallet pays a committed reservation',
   needs: ['readiness', 'replicated-state'],
   run: async ({ services, state }, step) => {
     const { apigateway, iam, nightlight, creditservice } = services;
@@ -52,16 +52,34 @@ export const externalEntrypoints: Step<Ctx> = {
       );
       ev['nightlight query'] = { query: q, value: got };
       if (got !== value) throw new CheckFailed(`nightlight returned ${got} for ${q}, wrote ${value}`);
+      const viaGateway = await nightlight.queryValue(q, await apigateway.route('nightlight'));
+      ev['apigateway -> nightlight query'] = { query: q, value: viaGateway };
+      if (viaGateway !== value) throw new CheckFailed(`apigateway -> nightlight returned ${viaGateway} for ${q}, wrote ${value}`);
 
       const credit = creditservice.through(await apigateway.route('credit'));
       const tenant = `smoke-${state.runId}`;
-      await record('creditservice reservation with a valid token', 201, credit.reserve(tenant, 10, token));
+      const held = await record('creditservice reservation with a valid token', 201, credit.reserve(tenant, 10, token));
       await record('creditservice reservation without a token', 401, credit.reserve(tenant, 10));
       const quota = await record('creditservice quota', 200, credit.quota(tenant));
       if ((quota.json as { reserved: number }).reserved !== 10)
         throw new CheckFailed(`creditservice quota shows ${quota.text}, expected 10 reserved`);
       await record('creditservice refuses a reservation over quota', 409, credit.reserve(tenant, 1000, token));
-      return `apigateway routes to iam and flaredb; nightlight stored and returned ${value}; creditservice reserved with a token, refused without one and over quota`;
+      // Wallet and admission: credited, a workload is admitted within quota and funds and refused with both reasons beyond them; the reservation is paid for.
+      await record('creditservice wallet credit', 200, credit.credit(tenant, 25, token));
+      const admitted = await record('creditservice admission within quota and funds', 200, credit.admission(tenant, 10, 20, token));
+      if ((admitted.json as { admitted: boolean }).admitted !== true)
+        throw new CheckFailed(`creditservice refused admission within quota and funds: ${admitted.text}`);
+      const refused = await record('creditservice admission beyond quota and funds', 200, credit.admission(tenant, 100, 26, token));
+      const why = refused.json as { admitted?: boolean; reasons?: string[] } | undefined;
+      const reasons = Array.isArray(why?.reasons) ? why.reasons : [];
+      if (why?.admitted !== false || !reasons.some((r) => r.startsWith('quota')) || !reasons.some((r) => r.startsWith('funds')))
+        throw new CheckFailed(`creditservice admission beyond quota and funds: ${refused.text} (expected a refusal naming both)`);
+      const id = (held.json as { reservation: { id: string } }).reservation.id;
+      await record('creditservice commits the reservation (the wallet pays)', 200, credit.commit(id, token));
+      const wallet = await record('creditservice wallet after the commit', 200, credit.wallet(tenant));
+      if ((wallet.json as { balance: number }).balance !== 15)
+        throw new CheckFailed(`creditservice wallet shows ${wallet.text}, expected 25 - 10 = 15`);
+      return `apigateway routes to iam, flaredb and nightlight; nightlight stored and returned ${value}; creditservice reserved with a token (refused without one and over quota), admitted within quota and funds and refused beyond both, and the wallet paid the commit`;
     } finally {
       await step.json('external.json', ev);
     }

@@ -4,7 +4,7 @@ import { StopWaiting, waitFor } from '../../core/retry.js';
 import type { WorkerAgentClient } from '../../services/worker-agent.js';
 import type { ClusterEnv, Step } from '../lane.js';
 
-type Env = ClusterEnv<'plasmavmc' | 'plasmavmc-agent' | 'prismnet' | 'prismnet-agent' | 'coronafs' | 'coronafs-agent'>;
+type Env = ClusterEnv<'plasmavmc' | 'plasmavmc-agent' | 'prismnet' | 'prismnet-agent' | 'coronafs' | 'coronafs-agent' | 'k8shost'>;
 
 /** A control API and the agents that register with it: which agents an API node sees. */
 interface Registry {
@@ -15,16 +15,16 @@ interface Registry {
 }
 
 /**
- * The VM-hosting services: each control API answers on every control-plane node, every agent is
- * alive, and every API node sees every agent registered (plasmavmc's with its accelerator).
+ * The control APIs: each answers on every control-plane node; for VM hosting, every agent is
+ * alive and every API node sees every agent registered (plasmavmc's with its accelerator).
  */
 export const serviceHealth: Step<Env> = {
   name: 'service-health',
   proves:
-    'plasmavmc, prismnet and coronafs answer /health on every control-plane node; every agent is alive and registered with its API (plasmavmc workers with the accelerator they probed)',
+    'plasmavmc, prismnet, coronafs and k8shost answer /health on every control-plane node; every agent is alive and registered with its API (plasmavmc workers with the accelerator they probed)',
   needs: ['readiness'],
   run: async ({ services }, step) => {
-    const { plasmavmc, prismnet, coronafs } = services;
+    const { plasmavmc, prismnet, coronafs, k8shost } = services;
     const registries: Registry[] = [
       {
         service: 'plasmavmc',
@@ -62,6 +62,7 @@ export const serviceHealth: Step<Env> = {
           throw new CheckFailed(`${agent.unit} on ${node} does not answer /health within 5 s (${h.detail}); ${await agent.describe(node)}`);
       }
     const seen: Record<string, unknown> = {};
+    for (const node of k8shost.nodes()) seen[`k8shost@${node}`] = await k8shost.health(node);
     await waitFor('every agent registered with its API on every API node', { timeoutMs: 30_000, intervalMs: 1000 }, async () => {
       const missing: { registry: Registry; node: Node; text: string }[] = [];
       for (const r of registries)
@@ -85,6 +86,6 @@ export const serviceHealth: Step<Env> = {
     });
     await step.json('service-health.json', seen);
     const accel = (seen[`plasmavmc@${plasmavmc.nodes()[0]}`] as { name: string; accel: string }[]).map((w) => `${w.name} (${w.accel})`);
-    return `plasmavmc, prismnet and coronafs healthy on ${plasmavmc.nodes().length} API nodes; agents registered; workers: ${accel.join(', ')}`;
+    return `plasmavmc, prismnet, coronafs and k8shost healthy on ${plasmavmc.nodes().length} API nodes; agents registered; workers: ${accel.join(', ')}`;
   },
 };

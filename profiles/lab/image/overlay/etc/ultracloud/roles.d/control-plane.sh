@@ -1,7 +1,7 @@
 #!/bin/sh
 # TCG guests on a 2-core host stall for hundreds of ms: etcd heartbeat 500 ms / election 5 s.
 # control plane: chainfire (etcd) x3, flaredb (PostgreSQL primary on the first control-plane node,
-# streaming standbys on the others), iam, flaredb's HTTP surface, and the VM-hosting control APIs
+# streaming standbys on the others), iam, flaredb's HTTP surface, flashdns (PowerDNS), and the control APIs
 # (one process: plasmavmc, prismnet, coronafs with this node's controller exports) on each.
 set -eu
 . /usr/local/lib/ultracloud/cluster-lib.sh
@@ -20,6 +20,7 @@ ETCD_INITIAL_CLUSTER_STATE=new
 ETCD_INITIAL_CLUSTER_TOKEN=ultracloud-lab
 ETCD_HEARTBEAT_INTERVAL=500
 ETCD_ELECTION_TIMEOUT=5000
+ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL=5s
 EOT
 cat > /etc/ultracloud/flaredb.env <<EOT
 FLAREDB_PRIMARY=$primary
@@ -30,4 +31,20 @@ touch /etc/ultracloud/iam.env
 cf="http://127.0.0.1:2379"; iam="http://127.0.0.1:8080"
 for n in $cps; do [ "$n" = "$NODE_NAME" ] || { cf="$cf http://$(ip_of "$n"):2379"; iam="$iam http://$(ip_of "$n"):8080"; }; done
 printf "CHAINFIRE_ENDPOINTS='%s'\nIAM_ENDPOINTS='%s'\n" "$cf" "$iam" > /etc/ultracloud/control-apis.env
-systemctl --no-block start chainfire.service flaredb.service iam.service flaredb-http.service control-apis.service
+# flashdns: PowerDNS on this node's flaredb (trust on loopback, lab only), its web server
+# (statistics) on every node and, on the primary's, the HTTP API that adds zones and records
+# (writes need the primary). No caches and no zone cache: a record added on the primary is
+# answered by every node as soon as its flaredb has replayed it.
+install -d -m 0750 -g pdns /etc/ultracloud/flashdns
+[ -s /etc/ultracloud/flashdns/api.key ] || { od -An -N16 -tx1 /dev/urandom | tr -d ' \n' > /etc/ultracloud/flashdns/api.key; chmod 0640 /etc/ultracloud/flashdns/api.key; chgrp pdns /etc/ultracloud/flashdns/api.key; }
+{
+  echo "launch=gpgsql"; echo "gpgsql-host=127.0.0.1"; echo "gpgsql-user=postgres"; echo "gpgsql-dbname=flashdns"
+  echo "local-address=0.0.0.0"; echo "local-port=53"
+  echo "cache-ttl=0"; echo "negquery-cache-ttl=0"; echo "query-cache-ttl=0"; echo "zone-cache-refresh-interval=0"
+  echo "receiver-threads=1"; echo "distributor-threads=1"  # one backend connection: memory, on 1 vCPU
+  echo "webserver=yes"; echo "webserver-address=0.0.0.0"; echo "webserver-port=8281"
+  echo "webserver-allow-from=127.0.0.0/8,$CLUSTER_IP/$CLUSTER_PREFIX"
+  [ "$NODE_NAME" != "$primary" ] || { echo "api=yes"; echo "api-key=$(cat /etc/ultracloud/flashdns/api.key)"; }
+} > /etc/ultracloud/flashdns/pdns.conf
+chmod 0640 /etc/ultracloud/flashdns/pdns.conf; chgrp pdns /etc/ultracloud/flashdns/pdns.conf
+systemctl --no-block start chainfire.service flaredb.service iam.service flaredb-http.service control-apis.service flashdns.service

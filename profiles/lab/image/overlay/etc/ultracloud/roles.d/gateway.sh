@@ -1,5 +1,5 @@
 #!/bin/sh
-# gateway: apigateway (nginx) in front of iam, flaredb and creditservice; nightlight (Prometheus).
+# gateway: apigateway (nginx) in front of iam, flaredb and creditservice (state in chainfire); nightlight (Prometheus).
 set -eu
 . /usr/local/lib/ultracloud/cluster-lib.sh
 cps=$(nodes_with_role control-plane)
@@ -37,5 +37,6 @@ scrape_configs:
       - targets: ['127.0.0.1:9090']
 EOT
 iam=""; for n in $cps; do iam="$iam${iam:+ }http://$(ip_of "$n"):8080"; done
-echo "IAM_ENDPOINTS='$iam'" > /etc/ultracloud/creditservice.env
+cf=""; for n in $cps; do cf="$cf${cf:+ }http://$(ip_of "$n"):2379"; done
+printf "IAM_ENDPOINTS='%s'\nCHAINFIRE_ENDPOINTS='%s'\n" "$iam" "$cf" > /etc/ultracloud/creditservice.env
 systemctl --no-block start apigateway.service nightlight.service creditservice.service

@@ -12,6 +12,8 @@ const prefixEnd = (prefix) => {
   b[b.length - 1] += 1;
   return b.toString('base64');
 };
+/** Longer than chainfire's progress-notify interval (5 s in the lab): a watch this silent lost its member. */
+const WATCH_STALL_MS = 15000;
 const unavailable = (msg) => Object.assign(new Error(`chainfire unavailable: ${msg}`), { status: 503 });
 
 class Chainfire {
@@ -51,6 +53,59 @@ class Chainfire {
   async list(prefix, { serializable = false } = {}) {
     const r = await this.call('/v3/kv/range', { key: b64(prefix), range_end: prefixEnd(prefix), ...(serializable ? { serializable: true } : {}) });
     return (r.kvs || []).map((kv) => ({ key: unb64(kv.key), value: JSON.parse(unb64(kv.value)), modRevision: kv.mod_revision }));
+  }
+
+  /** `list`, with the store revision it was read at (changes after it are `events(prefix, revision + 1)`). */
+  async snapshot(prefix) {
+    const r = await this.call('/v3/kv/range', { key: b64(prefix), range_end: prefixEnd(prefix) });
+    const items = (r.kvs || []).map((kv) => ({ key: unb64(kv.key), value: JSON.parse(unb64(kv.value)), modRevision: kv.mod_revision, createRevision: kv.create_revision }));
+    return { items, revision: Number(r.header.revision) };
+  }
+
+  /**
+   * Every change under a prefix from `fromRevision` on, as { type: 'put'|'delete', key, value,
+   * modRevision, createRevision } (a delete carries the value it removed). Returns { close, ended }:
+   * `ended` resolves with why the stream stopped ('closed', or the store's reason, e.g. compaction).
+   */
+  events(prefix, fromRevision, onEvent) {
+    const base = this.endpoints[this.next];
+    let req;
+    const ended = new Promise((resolve) => {
+      req = http.request(`${base}/v3/watch`, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+        let buf = '';
+        res.on('data', (d) => {
+          buf += d;
+          for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
+            const msg = JSON.parse(buf.slice(0, nl)).result || {};
+            buf = buf.slice(nl + 1);
+            if (msg.compact_revision && msg.compact_revision !== '0') return resolve(`revision ${fromRevision} is compacted (oldest kept: ${msg.compact_revision})`);
+            if (msg.canceled) return resolve(`watch canceled: ${msg.cancel_reason || 'by the store'}`);
+            for (const e of msg.events || []) {
+              const kv = e.type === 'DELETE' ? e.prev_kv || e.kv : e.kv;
+              onEvent({
+                type: e.type === 'DELETE' ? 'delete' : 'put',
+                key: unb64(e.kv.key),
+                value: kv && kv.value ? JSON.parse(unb64(kv.value)) : null,
+                modRevision: e.kv.mod_revision,
+                createRevision: kv && kv.create_revision,
+              });
+            }
+          }
+        });
+        res.on('error', () => {});
+        res.on('close', () => resolve(`chainfire ${base} ended the watch`));
+      });
+      req.on('error', (e) => resolve(`chainfire ${base}: ${e.message}`));
+      req.end(JSON.stringify({ create_request: { key: b64(prefix), range_end: prefixEnd(prefix), start_revision: String(fromRevision), prev_kv: true } }));
+    });
+    let closed = false;
+    return {
+      close: () => {
+        closed = true;
+        req.destroy();
+      },
+      ended: ended.then((why) => (closed ? 'closed' : why)),
+    };
   }
 
   async put(key, value, lease) {
@@ -119,34 +174,53 @@ class Chainfire {
     return setInterval(beat, Math.max(1000, (ttlSeconds * 1000) / 3));
   }
 
-  /** Call onChange (no arguments) after every change under one of the prefixes; reconnects forever. */
-  watch(prefixes, onChange) {
+  /**
+   * Call onChange (no arguments) after every change under one of the prefixes; reconnects forever.
+   * A member that dies without closing the connection (a power cut) leaves a watch that hears
+   * nothing, ever: each stream asks for progress notifications (chainfire sends one every
+   * few seconds when idle) and is dropped for the next member once silent for `stallMs`.
+   */
+  watch(prefixes, onChange, { stallMs = WATCH_STALL_MS } = {}) {
     const one = async (prefix) => {
-      for (;;) {
+      for (let attempt = 0; ; attempt++) {
         const base = this.endpoints[this.next];
         await new Promise((resolve) => {
+          let heard = Date.now();
+          let created = false;
+          const done = () => {
+            clearInterval(guard);
+            resolve();
+          };
           const req = http.request(`${base}/v3/watch`, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
             let buf = '';
             res.on('data', (d) => {
+              heard = Date.now();
               buf += d;
               let nl = buf.indexOf('\n');
               while (nl >= 0) {
                 const line = buf.slice(0, nl);
                 buf = buf.slice(nl + 1);
-                if (line.includes('"events"')) onChange();
+                // Once a new stream is in place, whatever changed while there was none is read by the pass this starts.
+                if (line.includes('"events"') || (!created && attempt > 0)) onChange();
+                created = true;
                 nl = buf.indexOf('\n');
               }
             });
-            res.on('end', resolve);
-            res.on('error', resolve);
+            res.on('error', () => {}); // a dropped stream: 'close' follows
+            res.on('close', done);
           });
-          req.on('error', () => {
+          const guard = setInterval(() => {
+            if (Date.now() - heard < stallMs) return;
+            console.error(`chainfire watch on ${base} silent for ${stallMs / 1000} s; trying the next member`);
             this.next = (this.next + 1) % this.endpoints.length;
-            resolve();
+            req.destroy();
+          }, Math.min(1000, stallMs / 2));
+          req.on('error', () => {
+            if (this.endpoints[this.next] === base) this.next = (this.next + 1) % this.endpoints.length;
+            done();
           });
-          req.end(JSON.stringify({ create_request: { key: b64(prefix), range_end: prefixEnd(prefix) } }));
+          req.end(JSON.stringify({ create_request: { key: b64(prefix), range_end: prefixEnd(prefix), progress_notify: true } }));
         });
-        onChange(); // a change may have been missed while reconnecting
         await sleep(1000);
       }
     };

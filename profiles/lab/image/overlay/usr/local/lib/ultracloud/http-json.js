@@ -45,8 +45,12 @@ function field(body, name, test, expected, fallback) {
   return v;
 }
 
-/** routes: { 'GET /health': async (req, params, body) => [status, json] }, with :name path params. */
-function serve(name, port, routes) {
+/**
+ * routes: { 'GET /health': async (req, params, body, url, res) => [status, json] }, with :name
+ * path params; a handler that answers on `res` itself (a stream) returns nothing. A thrown error
+ * (`fail`) is answered with its status and `errorBody(error)`.
+ */
+function serve(name, port, routes, { errorBody = (e) => ({ error: e.message }) } = {}) {
   const table = Object.entries(routes).map(([k, fn]) => {
     const [method, pattern] = k.split(' ');
     const keys = [];
@@ -61,10 +65,12 @@ function serve(name, port, routes) {
       const params = Object.fromEntries(r.keys.map((k, i) => [k, decodeURIComponent(m[i + 1])]));
       try {
         const body = req.method === 'GET' ? {} : await readJson(req);
-        const [status, json] = await r.fn(req, params, body, url);
-        return send(res, status, json);
+        const answer = await r.fn(req, params, body, url, res);
+        if (answer) send(res, answer[0], answer[1]); // none: the handler streamed its own answer
+        return;
       } catch (e) {
-        return send(res, e.status || 500, { error: e.message });
+        if (res.headersSent) return res.destroy(e);
+        return send(res, e.status || 500, errorBody(e));
       }
     }
     send(res, 404, { error: `no route ${req.method} ${url.pathname}` });

@@ -1,7 +1,7 @@
 // Callers of the lab's APIs present an iam bearer token; iam (any control-plane node that answers)
 // says whether it is valid. Its subject is the caller's tenant.
 'use strict';
-const { request } = require('./http-json.js');
+const { request, fail } = require('./http-json.js');
 
 const IAM = (process.env.IAM_ENDPOINTS || 'http://127.0.0.1:8080').split(' ').filter(Boolean);
 
@@ -22,11 +22,11 @@ async function authorize(req) {
   return { ok: false, status: 503, reason: lastErr };
 }
 
-/** A route handler that runs only for a valid token: fn(req, params, body, url, auth). */
-const guarded = (fn) => async (req, params, body, url) => {
+/** A route handler that runs only for a valid token: fn(req, params, body, url, auth, res). */
+const guarded = (fn) => async (req, params, body, url, res) => {
   const a = await authorize(req);
-  if (!a.ok) return [a.status, { error: a.reason }];
-  return fn(req, params, body, url, a);
+  if (!a.ok) throw fail(a.status, a.reason);
+  return fn(req, params, body, url, a, res);
 };
 
 module.exports = { authorize, guarded, IAM };
