@@ -9,9 +9,10 @@ cd "$(dirname "$0")/.."
 # mmdebstrap | mkfs.ext4 e2fsprogs | ssh, ssh-keygen openssh-client | nix nix-bin | as binutils |
 # busybox, cpio: the nix fixture's and the lab installer's initramfs (busybox-static, cpio) |
 # grub-mkrescue, xorriso: the lab installer ISO (grub-common, grub-pc-bin, xorriso, mtools) |
-# flock: util-linux (the state lock) | chromium: the report's browser test (driven by playwright-core)
+# flock: util-linux (the state lock) | chromium: the report's browser test (driven by playwright-core) |
+# haproxy: fiberlb's tests check the config its agent renders, and drive a real haproxy's runtime API
 PKGS=(qemu-system-x86 qemu-utils vde2 mmdebstrap e2fsprogs openssh-client ca-certificates binutils nix-bin busybox-static cpio
-  grub-common grub-pc-bin xorriso mtools util-linux chromium)
+  grub-common grub-pc-bin xorriso mtools util-linux chromium haproxy)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -11,6 +11,7 @@ import { dnsRecords } from './steps/dns-records.js';
 import { externalEntrypoints } from './steps/external-entrypoints.js';
 import { iamTokens } from './steps/iam-tokens.js';
 import { leaderPowerCut } from './steps/leader-power-cut.js';
+import { loadBalancing } from './steps/load-balancing.js';
 import { protocolSurfaces } from './steps/protocol-surfaces.js';
 import { readiness } from './steps/readiness.js';
 import { replicatedState } from './steps/replicated-state.js';
@@ -37,6 +38,7 @@ type SmokeCtx = ClusterEnv<
   | 'coronafs-agent'
   | 'k8shost'
   | 'flashdns'
+  | 'fiberlb'
 > & {
   state: RunState;
 };
@@ -48,7 +50,7 @@ type SmokeCtx = ClusterEnv<
 export const smoke = clusterLane<SmokeCtx>()({
   name: 'smoke',
   description:
-    'readiness, control-plane formation, protocol surfaces, replication, iam tokens, external entrypoints, authoritative DNS, pod API watches, VM hosting on the workers, a leader power cut',
+    'readiness, control-plane formation, protocol surfaces, replication, iam tokens, external entrypoints, authoritative DNS, pod API watches, load balancing with a drain, VM hosting on the workers, a leader power cut',
   kind: 'cluster',
   services: [
     'chainfire',
@@ -66,6 +68,7 @@ export const smoke = clusterLane<SmokeCtx>()({
     'coronafs-agent',
     'k8shost',
     'flashdns',
+    'fiberlb',
   ],
   context: (env) => ({ ...env, state: newRunState() }),
   steps: [
@@ -78,6 +81,7 @@ export const smoke = clusterLane<SmokeCtx>()({
     dnsRecords,
     serviceHealth,
     workloadApi,
+    loadBalancing,
     workerVirtualization,
     vmNetworkBinding,
     leaderPowerCut,

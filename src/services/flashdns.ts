@@ -93,8 +93,8 @@ export class FlashdnsClient extends ServiceClient<Params> {
   }
 
   /** Ask `server` (an address) for `name`/`type`, from `from`, as any DNS client does: one UDP query, no recursion. */
-  async query(from: Node, server: string, name: string, type = 'A'): Promise<DnsAnswer> {
-    const r = await from.exec(['kdig', `@${server}`, '+norecurse', '+time=2', '+retry=0', fqdn(name), type]);
+  async query(from: Node, server: string, name: string, type = 'A', klass: 'IN' | 'CH' = 'IN'): Promise<DnsAnswer> {
+    const r = await from.exec(['kdig', `@${server}`, '+norecurse', '+time=2', '+retry=0', fqdn(name), type, klass]);
     return parseKdig(server, type, `${r.stdout}${r.stderr}`, r.code);
   }
 }

@@ -6,6 +6,7 @@ import { apigateway } from './apigateway.js';
 import { chainfire } from './chainfire.js';
 import { coronafs } from './coronafs.js';
 import { creditservice } from './creditservice.js';
+import { fiberlb } from './fiberlb.js';
 import { flaredb } from './flaredb.js';
 import { flaredbHttp } from './flaredb-http.js';
 import { flashdns } from './flashdns.js';
@@ -27,6 +28,7 @@ export const SERVICES = {
   apigateway,
   nightlight,
   creditservice,
+  fiberlb,
   plasmavmc,
   'plasmavmc-agent': plasmavmcAgent,
   prismnet,

@@ -4,7 +4,9 @@ import { StopWaiting, waitFor } from '../../core/retry.js';
 import type { WorkerAgentClient } from '../../services/worker-agent.js';
 import type { ClusterEnv, Step } from '../lane.js';
 
-type Env = ClusterEnv<'plasmavmc' | 'plasmavmc-agent' | 'prismnet' | 'prismnet-agent' | 'coronafs' | 'coronafs-agent' | 'k8shost'>;
+type Env = ClusterEnv<
+  'plasmavmc' | 'plasmavmc-agent' | 'prismnet' | 'prismnet-agent' | 'coronafs' | 'coronafs-agent' | 'k8shost' | 'fiberlb' | 'flashdns'
+>;
 
 /** A control API and the agents that register with it: which agents an API node sees. */
 interface Registry {
@@ -21,10 +23,10 @@ interface Registry {
 export const serviceHealth: Step<Env> = {
   name: 'service-health',
   proves:
-    'plasmavmc, prismnet, coronafs and k8shost answer /health on every control-plane node; every agent is alive and registered with its API (plasmavmc workers with the accelerator they probed)',
+    'plasmavmc, prismnet, coronafs and k8shost answer /health on every control-plane node, flashdns answers a DNS query on each, fiberlb (its API and haproxy) on the gateway; every agent is alive and registered with its API (plasmavmc workers with the accelerator they probed)',
   needs: ['readiness'],
   run: async ({ services }, step) => {
-    const { plasmavmc, prismnet, coronafs, k8shost } = services;
+    const { plasmavmc, prismnet, coronafs, k8shost, fiberlb, flashdns } = services;
     const registries: Registry[] = [
       {
         service: 'plasmavmc',
@@ -63,6 +65,14 @@ export const serviceHealth: Step<Env> = {
       }
     const seen: Record<string, unknown> = {};
     for (const node of k8shost.nodes()) seen[`k8shost@${node}`] = await k8shost.health(node);
+    for (const node of fiberlb.nodes()) seen[`fiberlb@${node}`] = await fiberlb.health(node);
+    // flashdns answers a real query on every node (asked from the node itself: its UDP/53, not a bound socket).
+    for (const node of flashdns.nodes()) {
+      const a = await flashdns.query(node, '127.0.0.1', 'version.bind', 'TXT', 'CH');
+      if (a.status !== 'NOERROR' || !a.answers.length)
+        throw new CheckFailed(`flashdns on ${node} did not answer version.bind: ${a.status}; ${await flashdns.describe(node)}`);
+      seen[`flashdns@${node}`] = a.answers[0];
+    }
     await waitFor('every agent registered with its API on every API node', { timeoutMs: 30_000, intervalMs: 1000 }, async () => {
       const missing: { registry: Registry; node: Node; text: string }[] = [];
       for (const r of registries)
@@ -86,6 +96,6 @@ export const serviceHealth: Step<Env> = {
     });
     await step.json('service-health.json', seen);
     const accel = (seen[`plasmavmc@${plasmavmc.nodes()[0]}`] as { name: string; accel: string }[]).map((w) => `${w.name} (${w.accel})`);
-    return `plasmavmc, prismnet, coronafs and k8shost healthy on ${plasmavmc.nodes().length} API nodes; agents registered; workers: ${accel.join(', ')}`;
+    return `plasmavmc, prismnet, coronafs, k8shost and flashdns healthy on ${plasmavmc.nodes().length} control-plane nodes, fiberlb on ${fiberlb.nodes().join(', ')}; agents registered; workers: ${accel.join(', ')}`;
   },
 };

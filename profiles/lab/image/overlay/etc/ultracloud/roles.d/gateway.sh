@@ -1,5 +1,6 @@
 #!/bin/sh
-# gateway: apigateway (nginx) in front of iam, flaredb and creditservice (state in chainfire); nightlight (Prometheus).
+# gateway: apigateway (nginx) in front of iam, flaredb and creditservice (state in chainfire); nightlight
+# (Prometheus); fiberlb (its API and agent, and the haproxy it drives).
 set -eu
 . /usr/local/lib/ultracloud/cluster-lib.sh
 cps=$(nodes_with_role control-plane)
@@ -39,4 +40,5 @@ EOT
 iam=""; for n in $cps; do iam="$iam${iam:+ }http://$(ip_of "$n"):8080"; done
 cf=""; for n in $cps; do cf="$cf${cf:+ }http://$(ip_of "$n"):2379"; done
 printf "IAM_ENDPOINTS='%s'\nCHAINFIRE_ENDPOINTS='%s'\n" "$iam" "$cf" > /etc/ultracloud/creditservice.env
-systemctl --no-block start apigateway.service nightlight.service creditservice.service
+cp /etc/ultracloud/creditservice.env /etc/ultracloud/fiberlb.env
+systemctl --no-block start apigateway.service nightlight.service creditservice.service fiberlb.service

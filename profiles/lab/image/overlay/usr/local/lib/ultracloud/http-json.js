@@ -45,6 +45,13 @@ function field(body, name, test, expected, fallback) {
   return v;
 }
 
+/** A body with fields outside `allowed` is a 400 naming the first of them. */
+function onlyFields(body, allowed) {
+  const extra = Object.keys(body).find((k) => !allowed.includes(k));
+  if (extra !== undefined) throw fail(400, `unknown field "${extra}" (allowed: ${allowed.join(', ')})`);
+  return body;
+}
+
 /**
  * routes: { 'GET /health': async (req, params, body, url, res) => [status, json] }, with :name
  * path params; a handler that answers on `res` itself (a stream) returns nothing. A thrown error
@@ -100,4 +107,4 @@ function request(method, url, body, headers = {}) {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-module.exports = { serve, request, sleep, send, fail, field };
+module.exports = { serve, request, sleep, send, fail, field, onlyFields };
