@@ -1,4 +1,5 @@
 import { dnsRecordDeleted } from '../faults/dns-record-deleted.js';
+import { objectDataLost } from '../faults/object-data-lost.js';
 import { processFrozen } from '../faults/process-frozen.js';
 import { iamWrongKey } from '../faults/signing-key.js';
 import { pick } from '../faults/targets.js';
@@ -17,6 +18,7 @@ import { readiness } from './steps/readiness.js';
 import { replicatedState } from './steps/replicated-state.js';
 import { serviceHealth } from './steps/service-health.js';
 import { newRunState, type RunState } from './steps/state.js';
+import { storageApi } from './steps/storage-api.js';
 import { laneTenants, sweepTenant } from './steps/tenants.js';
 import { vmNetworkBinding } from './steps/vm-network-binding.js';
 import { workerVirtualization } from './steps/worker-virtualization.js';
@@ -39,6 +41,10 @@ type SmokeCtx = ClusterEnv<
   | 'k8shost'
   | 'flashdns'
   | 'fiberlb'
+  | 'lightningstor'
+  | 'lightningstor-object'
+  | 'lightningstor-container'
+  | 'lightningstor-account'
 > & {
   state: RunState;
 };
@@ -50,7 +56,7 @@ type SmokeCtx = ClusterEnv<
 export const smoke = clusterLane<SmokeCtx>()({
   name: 'smoke',
   description:
-    'readiness, control-plane formation, protocol surfaces, replication, iam tokens, external entrypoints, authoritative DNS, pod API watches, load balancing with a drain, VM hosting on the workers, a leader power cut',
+    'readiness, control-plane formation, protocol surfaces, replication, iam tokens, external entrypoints, authoritative DNS, S3 object versions, pod API watches, load balancing with a drain, VM hosting on the workers, a leader power cut',
   kind: 'cluster',
   services: [
     'chainfire',
@@ -69,6 +75,10 @@ export const smoke = clusterLane<SmokeCtx>()({
     'k8shost',
     'flashdns',
     'fiberlb',
+    'lightningstor',
+    'lightningstor-object',
+    'lightningstor-container',
+    'lightningstor-account',
   ],
   context: (env) => ({ ...env, state: newRunState() }),
   steps: [
@@ -79,6 +89,7 @@ export const smoke = clusterLane<SmokeCtx>()({
     iamTokens,
     externalEntrypoints,
     dnsRecords,
+    storageApi,
     serviceHealth,
     workloadApi,
     loadBalancing,
@@ -117,6 +128,18 @@ export const smoke = clusterLane<SmokeCtx>()({
       description: "delete every new A record behind flashdns's API, in the flaredb primary's zone tables",
       breaks: 'dns-records',
       fault: ({ services: { flashdns } }) => dnsRecordDeleted(flashdns.apiNode()),
+    },
+    'object-versions-lost': {
+      description: "stop the first worker's Swift object server and delete every object file on the last as it lands",
+      breaks: 'storage-api',
+      fault: ({ services }) => {
+        const objects = services['lightningstor-object'];
+        return objectDataLost(
+          objects,
+          pick(objects.nodes(), 'first', 'object-versions-lost'),
+          pick(objects.nodes(), 'last', 'object-versions-lost'),
+        );
+      },
     },
     'k8shost-watch-stalled': {
       description: 'freeze (SIGSTOP) the control APIs on the last k8shost node, where the step watches: the stream never ends',

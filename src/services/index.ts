@@ -12,6 +12,7 @@ import { flaredbHttp } from './flaredb-http.js';
 import { flashdns } from './flashdns.js';
 import { iam } from './iam.js';
 import { k8shost } from './k8shost.js';
+import { lightningstor, lightningstorAccount, lightningstorContainer, lightningstorObject } from './lightningstor.js';
 import { nightlight } from './nightlight.js';
 import { plasmavmc } from './plasmavmc.js';
 import { prismnet } from './prismnet.js';
@@ -36,6 +37,10 @@ export const SERVICES = {
   coronafs,
   'coronafs-agent': coronafsAgent,
   k8shost,
+  lightningstor,
+  'lightningstor-object': lightningstorObject,
+  'lightningstor-container': lightningstorContainer,
+  'lightningstor-account': lightningstorAccount,
 } as const;
 
 export type ServiceName = keyof typeof SERVICES;

@@ -128,6 +128,11 @@ describe('smoke lane (six real guests)', () => {
       /cause: the zone on node01 \(flaredb primary\) holds no A record for web\.smoke-\S+, which the API accepted: it was deleted behind the API's back/,
     ],
     [
+      'object-versions-lost',
+      'storage-api',
+      /GET smoke-\S+\/state\.json version \S+ failed: .*object servers: node04: swift-object\.service is inactive.*node05: .* 0 object file\(s\)/,
+    ],
+    [
       'k8shost-watch-stalled',
       'workload-api',
       /k8shost on node03: the watch of pods in smoke \(timeoutSeconds=5\) had not ended after 20 s; .*state T \(stopped by a signal/,

@@ -5,7 +5,19 @@ import type { WorkerAgentClient } from '../../services/worker-agent.js';
 import type { ClusterEnv, Step } from '../lane.js';
 
 type Env = ClusterEnv<
-  'plasmavmc' | 'plasmavmc-agent' | 'prismnet' | 'prismnet-agent' | 'coronafs' | 'coronafs-agent' | 'k8shost' | 'fiberlb' | 'flashdns'
+  | 'plasmavmc'
+  | 'plasmavmc-agent'
+  | 'prismnet'
+  | 'prismnet-agent'
+  | 'coronafs'
+  | 'coronafs-agent'
+  | 'k8shost'
+  | 'fiberlb'
+  | 'flashdns'
+  | 'lightningstor'
+  | 'lightningstor-object'
+  | 'lightningstor-container'
+  | 'lightningstor-account'
 >;
 
 /** A control API and the agents that register with it: which agents an API node sees. */
@@ -23,10 +35,10 @@ interface Registry {
 export const serviceHealth: Step<Env> = {
   name: 'service-health',
   proves:
-    'plasmavmc, prismnet, coronafs and k8shost answer /health on every control-plane node, flashdns answers a DNS query on each, fiberlb (its API and haproxy) on the gateway; every agent is alive and registered with its API (plasmavmc workers with the accelerator they probed)',
+    "plasmavmc, prismnet, coronafs and k8shost answer /health on every control-plane node, flashdns answers a DNS query on each, fiberlb (its API and haproxy) and lightningstor's S3 proxy on the gateway, and every Swift node holds identical rings; every agent is alive and registered with its API (plasmavmc workers with the accelerator they probed)",
   needs: ['readiness'],
   run: async ({ services }, step) => {
-    const { plasmavmc, prismnet, coronafs, k8shost, fiberlb, flashdns } = services;
+    const { plasmavmc, prismnet, coronafs, k8shost, fiberlb, flashdns, lightningstor } = services;
     const registries: Registry[] = [
       {
         service: 'plasmavmc',
@@ -66,6 +78,28 @@ export const serviceHealth: Step<Env> = {
     const seen: Record<string, unknown> = {};
     for (const node of k8shost.nodes()) seen[`k8shost@${node}`] = await k8shost.health(node);
     for (const node of fiberlb.nodes()) seen[`fiberlb@${node}`] = await fiberlb.health(node);
+    // lightningstor: the proxy answers, and every Swift node holds the same rings (built from the topology).
+    seen[`lightningstor@${lightningstor.proxyNode()}`] = await lightningstor.health();
+    const swiftNodes = [
+      lightningstor,
+      services['lightningstor-object'],
+      services['lightningstor-container'],
+      services['lightningstor-account'],
+    ].flatMap((s) => s.nodes());
+    const rings: Record<string, string> = {};
+    for (const n of [...new Set(swiftNodes)])
+      rings[n.name] = (
+        await n.succeed(['md5sum', '/etc/swift/account.ring.gz', '/etc/swift/container.ring.gz', '/etc/swift/object.ring.gz'])
+      )
+        .replace(/ +\S+/g, '')
+        .trim();
+    seen['lightningstor rings (md5: account, container, object)'] = rings;
+    if (new Set(Object.values(rings)).size > 1)
+      throw new CheckFailed(
+        `lightningstor's rings differ between nodes: ${Object.entries(rings)
+          .map(([n, r]) => `${n} ${r.split('\n').join(' ')}`)
+          .join('; ')}`,
+      );
     // flashdns answers a real query on every node (asked from the node itself: its UDP/53, not a bound socket).
     for (const node of flashdns.nodes()) {
       const a = await flashdns.query(node, '127.0.0.1', 'version.bind', 'TXT', 'CH');

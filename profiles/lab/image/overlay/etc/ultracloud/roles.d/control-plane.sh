@@ -47,4 +47,9 @@ install -d -m 0750 -g pdns /etc/ultracloud/flashdns
   [ "$NODE_NAME" != "$primary" ] || { echo "api=yes"; echo "api-key=$(cat /etc/ultracloud/flashdns/api.key)"; }
 } > /etc/ultracloud/flashdns/pdns.conf
 chmod 0640 /etc/ultracloud/flashdns/pdns.conf; chgrp pdns /etc/ultracloud/flashdns/pdns.conf
-systemctl --no-block start chainfire.service flaredb.service iam.service flaredb-http.service control-apis.service flashdns.service
+# lightningstor: Swift's account and container servers (three replicas, one per control-plane node).
+lightningstor_base
+lightningstor_server account 6202
+lightningstor_server container 6201
+systemctl --no-block start chainfire.service flaredb.service iam.service flaredb-http.service control-apis.service flashdns.service \
+  swift-account.service swift-container.service

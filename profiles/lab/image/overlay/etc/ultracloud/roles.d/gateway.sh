@@ -41,4 +41,55 @@ iam=""; for n in $cps; do iam="$iam${iam:+ }http://$(ip_of "$n"):8080"; done
 cf=""; for n in $cps; do cf="$cf${cf:+ }http://$(ip_of "$n"):2379"; done
 printf "IAM_ENDPOINTS='%s'\nCHAINFIRE_ENDPOINTS='%s'\n" "$iam" "$cf" > /etc/ultracloud/creditservice.env
 cp /etc/ultracloud/creditservice.env /etc/ultracloud/fiberlb.env
-systemctl --no-block start apigateway.service nightlight.service creditservice.service fiberlb.service
+# lightningstor: the Swift proxy with S3 (s3api with SigV4, tempauth's one lab user, object
+# versioning) and memcached beside it. The S3 secret is made once; the harness reads it over SSH.
+lightningstor_base
+install -d -m 0700 /etc/ultracloud/lightningstor
+[ -s /etc/ultracloud/lightningstor/s3.secret ] || od -An -N16 -tx1 /dev/urandom | tr -d ' \n' > /etc/ultracloud/lightningstor/s3.secret
+cat > /etc/swift/proxy-server.conf <<EOT
+[DEFAULT]
+bind_ip = 0.0.0.0
+bind_port = 8180
+workers = 1
+log_name = swift-proxy
+[pipeline:main]
+pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk s3api tempauth copy slo dlo versioned_writes symlink proxy-logging proxy-server
+[app:proxy-server]
+use = egg:swift#proxy
+account_autocreate = true
+[filter:s3api]
+use = egg:swift#s3api
+location = ultracloud-lab
+[filter:tempauth]
+use = egg:swift#tempauth
+user_lab_s3 = $(cat /etc/ultracloud/lightningstor/s3.secret) .admin
+[filter:versioned_writes]
+use = egg:swift#versioned_writes
+allow_object_versioning = true
+[filter:symlink]
+use = egg:swift#symlink
+[filter:copy]
+use = egg:swift#copy
+[filter:slo]
+use = egg:swift#slo
+[filter:dlo]
+use = egg:swift#dlo
+[filter:bulk]
+use = egg:swift#bulk
+[filter:listing_formats]
+use = egg:swift#listing_formats
+[filter:gatekeeper]
+use = egg:swift#gatekeeper
+[filter:catch_errors]
+use = egg:swift#catch_errors
+[filter:healthcheck]
+use = egg:swift#healthcheck
+[filter:proxy-logging]
+use = egg:swift#proxy_logging
+[filter:cache]
+use = egg:swift#memcache
+memcache_servers = 127.0.0.1:11211
+EOT
+chmod 0640 /etc/swift/proxy-server.conf; chgrp swift /etc/swift/proxy-server.conf
+systemctl --no-block start apigateway.service nightlight.service creditservice.service fiberlb.service \
+  memcached.service swift-proxy.service

@@ -9,4 +9,7 @@ cf=""; for n in $(nodes_with_role control-plane); do cf="http://$(ip_of "$n"):23
 echo "CHAINFIRE_ENDPOINTS='$cf'" > /etc/ultracloud/worker.env
 printf "CHAINFIRE_ENDPOINTS='%s'\nCORONAFS_ROLE=worker\n" "$cf" > /etc/ultracloud/coronafs.env
 modprobe -a tun bridge vxlan nf_conntrack_bridge
-systemctl --no-block start plasmavmc-agent.service prismnet-agent.service coronafs-agent.service
+# lightningstor: this worker's Swift object server (two workers: two replicas).
+lightningstor_base
+lightningstor_server object 6200
+systemctl --no-block start plasmavmc-agent.service prismnet-agent.service coronafs-agent.service swift-object.service

@@ -4,3 +4,38 @@
 nodes_with_role() { for r in $CLUSTER_ROLES; do case ",${r#*=}," in *",$1,"*) echo "${r%%=*}";; esac; done; }
 # ip_of NODE -> its cluster IP
 ip_of() { for p in $CLUSTER_PEERS; do [ "${p%%=*}" = "$1" ] && echo "${p#*=}"; done; return 0; }
+# lightningstor (Swift): swift.conf, identical rings from the topology (account and container
+# servers on the control plane, object servers on the workers), and this node's device dir.
+lightningstor_base() {
+  ips() { out=""; for n in $(nodes_with_role "$1"); do out="$out${out:+,}$(ip_of "$n")"; done; echo "$out"; }
+  install -d -o swift -g swift /srv/node/d1 /var/cache/swift
+  cat > /etc/swift/swift.conf <<EOT
+[swift-hash]
+swift_hash_path_suffix = ultracloud-lab
+swift_hash_path_prefix = ultracloud
+[storage-policy:0]
+name = Policy-0
+default = yes
+EOT
+  /usr/local/lib/ultracloud/lightningstor-rings /etc/swift \
+    "account:6202:$(ips control-plane)" "container:6201:$(ips control-plane)" "object:6200:$(ips worker)"
+}
+# lightningstor_server KIND PORT: one Swift storage server (account, container or object) on this node, one worker process.
+lightningstor_server() {
+  cat > "/etc/swift/$1-server.conf" <<EOT
+[DEFAULT]
+bind_ip = 0.0.0.0
+bind_port = $2
+workers = 1
+devices = /srv/node
+mount_check = false
+log_name = $1-server
+[pipeline:main]
+pipeline = $1-server
+[app:$1-server]
+use = egg:swift#$1
+[$1-replicator]
+[$1-updater]
+[$1-auditor]
+EOT
+}

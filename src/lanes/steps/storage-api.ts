@@ -1,0 +1,104 @@
+import {
+  CreateBucketCommand,
+  DeleteBucketCommand,
+  DeleteObjectCommand,
+  GetBucketLocationCommand,
+  GetBucketVersioningCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListBucketsCommand,
+  ListObjectVersionsCommand,
+  PutBucketVersioningCommand,
+  PutObjectCommand,
+  type S3Client,
+} from '@aws-sdk/client-s3';
+import { CheckFailed, errorMessage } from '../../core/errors.js';
+import type { ClusterEnv, Step } from '../lane.js';
+import type { RunState } from './state.js';
+
+type Env = ClusterEnv<'lightningstor' | 'lightningstor-object'> & { state: RunState };
+
+const BUCKET_PREFIX = 'smoke-';
+const KEY = 'state.json';
+const VERSIONS = 3;
+
+/** Every version of every object, then the bucket: what the step (or an interrupted run) made. */
+async function removeBucket(s3: S3Client, bucket: string): Promise<void> {
+  const listed = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket }));
+  for (const v of [...(listed.Versions ?? []), ...(listed.DeleteMarkers ?? [])])
+    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: v.Key, VersionId: v.VersionId }));
+  await s3.send(new DeleteBucketCommand({ Bucket: bucket }));
+}
+
+/**
+ * lightningstor as an S3 user meets it (a real S3 client, SigV4): a bucket with its metadata
+ * (location, versioning), explicit object versions written, listed, and each read back by its
+ * version id; then removed. A version that cannot be read names what the object servers lack.
+ */
+export const storageApi: Step<Env> = {
+  name: 'storage-api',
+  proves:
+    'through S3 (SigV4, a real S3 client): a bucket is created and reports its location and, once enabled, its versioning; three versions of one object are listed with their ids and each reads back by its id, the latest by HEAD; the bucket and every version are removed',
+  needs: ['readiness'],
+  run: async ({ services: { lightningstor, 'lightningstor-object': objects }, state }, step) => {
+    const s3 = await lightningstor.s3();
+    for (const b of (await s3.send(new ListBucketsCommand({}))).Buckets ?? [])
+      if (b.Name?.startsWith(BUCKET_PREFIX)) await removeBucket(s3, b.Name);
+    const bucket = `${BUCKET_PREFIX}${state.runId}`;
+    const record: Record<string, unknown> = { bucket };
+    await s3.send(new CreateBucketCommand({ Bucket: bucket }));
+    try {
+      record.location = (await s3.send(new GetBucketLocationCommand({ Bucket: bucket }))).LocationConstraint ?? '';
+      if (record.location !== lightningstor.svc.params.region)
+        throw new CheckFailed(
+          `bucket ${bucket} reports location ${JSON.stringify(record.location)}, not ${lightningstor.svc.params.region}`,
+        );
+      await s3.send(new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } }));
+      record.versioning = (await s3.send(new GetBucketVersioningCommand({ Bucket: bucket }))).Status;
+      if (record.versioning !== 'Enabled')
+        throw new CheckFailed(`bucket ${bucket} reports versioning ${record.versioning ?? 'unset'} after enabling it`);
+
+      const written: { body: string; versionId: string }[] = [];
+      for (let i = 1; i <= VERSIONS; i++) {
+        const body = JSON.stringify({ run: state.runId, version: i });
+        const put = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: KEY, Body: body, ContentType: 'application/json' }));
+        if (!put.VersionId) throw new CheckFailed(`PUT ${bucket}/${KEY} (version ${i}) returned no version id`);
+        written.push({ body, versionId: put.VersionId });
+      }
+      record.written = written;
+      const listed = (await s3.send(new ListObjectVersionsCommand({ Bucket: bucket }))).Versions ?? [];
+      record.listed = listed.map((v) => ({ versionId: v.VersionId, isLatest: v.IsLatest, size: v.Size }));
+      const missing = written.filter((w) => !listed.some((v) => v.VersionId === w.versionId));
+      if (missing.length)
+        throw new CheckFailed(`${bucket}/${KEY}: versions ${missing.map((m) => m.versionId).join(', ')} were written but not listed`);
+      if (listed.find((v) => v.IsLatest)?.VersionId !== written.at(-1)!.versionId)
+        throw new CheckFailed(`${bucket}/${KEY}: the latest listed version is not the last one written`);
+
+      for (const w of written) {
+        let got: string;
+        try {
+          got = await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: KEY, VersionId: w.versionId }))).Body!.transformToString();
+        } catch (e) {
+          const servers = await Promise.all(
+            objects.nodes().map(async (n) => {
+              const data = (await n.exec("find /srv/node/d1/objects -name '*.data' 2>/dev/null | wc -l")).stdout.trim();
+              return `${n}: ${await objects.describe(n)}, ${data} object file(s)`;
+            }),
+          );
+          throw new CheckFailed(
+            `GET ${bucket}/${KEY} version ${w.versionId} failed: ${errorMessage(e)}; object servers: ${servers.join('; ')}`,
+          );
+        }
+        if (got !== w.body) throw new CheckFailed(`${bucket}/${KEY} version ${w.versionId} reads ${got}, written ${w.body}`);
+      }
+      const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: KEY }));
+      record.head = { versionId: head.VersionId, etag: head.ETag, length: head.ContentLength };
+      if (head.VersionId !== written.at(-1)!.versionId)
+        throw new CheckFailed(`HEAD ${bucket}/${KEY} shows version ${head.VersionId}, not the latest`);
+      return `bucket ${bucket} (location ${record.location}, versioning Enabled): ${VERSIONS} versions of ${KEY} listed and read back by id`;
+    } finally {
+      await step.json('storage-api.json', record);
+      await removeBucket(s3, bucket).catch((e: unknown) => step.log.warn(`could not remove bucket ${bucket}: ${errorMessage(e)}`));
+    }
+  },
+};

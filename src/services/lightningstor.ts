@@ -1,0 +1,68 @@
+import { S3Client } from '@aws-sdk/client-s3';
+import { z } from 'zod';
+import type { Node } from '../cluster/node.js';
+import { CheckFailed, UsageError } from '../core/errors.js';
+import { http } from '../probes/http.js';
+import { defineService, ServiceClient } from './service.js';
+
+const Params = z.strictObject({
+  /** The S3 region the proxy's s3api answers for (its `location`): SigV4 signs with it. */
+  region: z.string().default('ultracloud-lab'),
+  /** The lab's S3 user: access key `account:user` (tempauth), its secret in this file on the proxy node. */
+  accessKey: z.string().default('lab:s3'),
+  secretFile: z.string().startsWith('/').default('/etc/ultracloud/lightningstor/s3.secret'),
+});
+type Params = z.output<typeof Params>;
+
+/**
+ * lightningstor: Swift's proxy with s3api, spoken to as any S3 user does, with a real S3 client
+ * (`@aws-sdk/client-s3`, SigV4, path-style) through the proxy node's forwarded port.
+ */
+export class LightningstorClient extends ServiceClient<Params> {
+  private client: S3Client | undefined;
+
+  proxyNode(): Node {
+    const [n] = this.nodes();
+    if (!n) throw new UsageError('no node runs lightningstor');
+    return n;
+  }
+
+  /** The proxy's own health check (Swift's healthcheck middleware), from the node itself. */
+  async health(): Promise<string> {
+    const node = this.proxyNode();
+    const r = await http('GET', `${await node.url(this.svc.port('s3'))}/healthcheck`, { timeoutMs: 10_000 });
+    if (r.status !== 200)
+      throw new CheckFailed(`lightningstor's proxy on ${node}: /healthcheck answered ${r.status}; ${await this.describe(node)}`);
+    return r.text.trim();
+  }
+
+  /** One S3 client per run (its credentials read once from the proxy node). */
+  async s3(): Promise<S3Client> {
+    if (this.client) return this.client;
+    const node = this.proxyNode();
+    const secretAccessKey = (await node.succeed(['cat', this.svc.params.secretFile])).trim();
+    this.client = new S3Client({
+      endpoint: await node.url(this.svc.port('s3')),
+      region: this.svc.params.region,
+      forcePathStyle: true,
+      credentials: { accessKeyId: this.svc.params.accessKey, secretAccessKey },
+      maxAttempts: 1,
+    });
+    return this.client;
+  }
+}
+
+export const lightningstor = defineService({
+  name: 'lightningstor',
+  description: "object storage with S3 (lab: Swift's proxy with s3api and object versioning)",
+  params: Params,
+  client: (svc) => new LightningstorClient(svc),
+});
+
+/** One kind of Swift storage server (object, container, account): a unit on its nodes, named in failures. */
+const storageServer = (name: string, description: string) =>
+  defineService({ name, description, params: z.strictObject({}), client: (svc) => new ServiceClient(svc) });
+
+export const lightningstorObject = storageServer('lightningstor-object', "lightningstor's Swift object servers (workers)");
+export const lightningstorContainer = storageServer('lightningstor-container', "lightningstor's Swift container servers");
+export const lightningstorAccount = storageServer('lightningstor-account', "lightningstor's Swift account servers");
