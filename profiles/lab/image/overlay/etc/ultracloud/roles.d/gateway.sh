@@ -66,29 +66,12 @@ user_lab_s3 = $(cat /etc/ultracloud/lightningstor/s3.secret) .admin
 [filter:versioned_writes]
 use = egg:swift#versioned_writes
 allow_object_versioning = true
-[filter:symlink]
-use = egg:swift#symlink
-[filter:copy]
-use = egg:swift#copy
-[filter:slo]
-use = egg:swift#slo
-[filter:dlo]
-use = egg:swift#dlo
-[filter:bulk]
-use = egg:swift#bulk
-[filter:listing_formats]
-use = egg:swift#listing_formats
-[filter:gatekeeper]
-use = egg:swift#gatekeeper
-[filter:catch_errors]
-use = egg:swift#catch_errors
-[filter:healthcheck]
-use = egg:swift#healthcheck
-[filter:proxy-logging]
-use = egg:swift#proxy_logging
 [filter:cache]
 use = egg:swift#memcache
 memcache_servers = 127.0.0.1:11211
+[filter:proxy-logging]
+use = egg:swift#proxy_logging
+$(for f in symlink copy slo dlo bulk listing_formats gatekeeper catch_errors healthcheck; do printf '[filter:%s]\nuse = egg:swift#%s\n' "$f" "$f"; done)
 EOT
 chmod 0640 /etc/swift/proxy-server.conf; chgrp swift /etc/swift/proxy-server.conf
 systemctl --no-block start apigateway.service nightlight.service creditservice.service fiberlb.service \
