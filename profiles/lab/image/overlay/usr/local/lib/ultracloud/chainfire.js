@@ -72,11 +72,17 @@ class Chainfire {
     let req;
     const ended = new Promise((resolve) => {
       req = http.request(`${base}/v3/watch`, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+        if (res.statusCode !== 200) return resolve(`chainfire ${base} refused the watch: HTTP ${res.statusCode}`);
         let buf = '';
         res.on('data', (d) => {
           buf += d;
           for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-            const msg = JSON.parse(buf.slice(0, nl)).result || {};
+            let msg;
+            try {
+              msg = JSON.parse(buf.slice(0, nl)).result || {};
+            } catch {
+              return resolve(`chainfire ${base} sent a watch line that is not JSON: ${buf.slice(0, 120)}`);
+            }
             buf = buf.slice(nl + 1);
             if (msg.compact_revision && msg.compact_revision !== '0') return resolve(`revision ${fromRevision} is compacted (oldest kept: ${msg.compact_revision})`);
             if (msg.canceled) return resolve(`watch canceled: ${msg.cancel_reason || 'by the store'}`);
