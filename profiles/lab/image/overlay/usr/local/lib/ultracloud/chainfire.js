@@ -55,6 +55,12 @@ class Chainfire {
     return (r.kvs || []).map((kv) => ({ key: unb64(kv.key), value: JSON.parse(unb64(kv.value)), modRevision: kv.mod_revision }));
   }
 
+  /** How many keys are under a prefix (a liveness read: serializable, no leader round trip). */
+  async count(prefix) {
+    const r = await this.call('/v3/kv/range', { key: b64(prefix), range_end: prefixEnd(prefix), count_only: true, serializable: true });
+    return Number(r.count || 0);
+  }
+
   /** `list`, with the store revision it was read at (changes after it are `events(prefix, revision + 1)`). */
   async snapshot(prefix) {
     const r = await this.call('/v3/kv/range', { key: b64(prefix), range_end: prefixEnd(prefix) });
