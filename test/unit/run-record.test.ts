@@ -35,7 +35,8 @@ describe('run record', () => {
     expect(mid.steps[0]).toMatchObject({ name: 'first', status: 'passed', detail: 'did it', evidence: ['first/out.txt'] });
     expect(readFileSync(path.join(rec.dir, 'first/out.txt'), 'utf8')).toBe('hello');
     await expect(
-      rec.step('second', async () => {
+      rec.step('second', async (ctx) => {
+        ctx.phase('halfway');
         throw new Error('boom');
       }),
     ).rejects.toThrow('boom');
@@ -46,6 +47,8 @@ describe('run record', () => {
     const disk = readResult(rec.dir);
     expect(disk.steps.map((s) => s.status)).toEqual(['passed', 'failed', 'skipped']);
     expect(disk.steps[1]!.error).toBe('boom');
+    // Where a failed step got to is on record.
+    expect(disk.steps[1]!.phases).toEqual([{ name: 'halfway', atMs: expect.any(Number) }]);
     expect(disk.finishedAt).not.toBeNull();
     const junit = readFileSync(path.join(rec.dir, 'junit.xml'), 'utf8');
     expect(junit).toMatch(/tests="3" failures="1" .*skipped="1"/);

@@ -55,6 +55,12 @@ class Chainfire {
     return (r.kvs || []).map((kv) => ({ key: unb64(kv.key), value: JSON.parse(unb64(kv.value)), modRevision: kv.mod_revision }));
   }
 
+  /** How many keys are under a prefix (a liveness read: serializable, no leader round trip). */
+  async count(prefix) {
+    const r = await this.call('/v3/kv/range', { key: b64(prefix), range_end: prefixEnd(prefix), count_only: true, serializable: true });
+    return Number(r.count || 0);
+  }
+
   /** `list`, with the store revision it was read at (changes after it are `events(prefix, revision + 1)`). */
   async snapshot(prefix) {
     const r = await this.call('/v3/kv/range', { key: b64(prefix), range_end: prefixEnd(prefix) });
@@ -72,11 +78,17 @@ class Chainfire {
     let req;
     const ended = new Promise((resolve) => {
       req = http.request(`${base}/v3/watch`, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+        if (res.statusCode !== 200) return resolve(`chainfire ${base} refused the watch: HTTP ${res.statusCode}`);
         let buf = '';
         res.on('data', (d) => {
           buf += d;
           for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-            const msg = JSON.parse(buf.slice(0, nl)).result || {};
+            let msg;
+            try {
+              msg = JSON.parse(buf.slice(0, nl)).result || {};
+            } catch {
+              return resolve(`chainfire ${base} sent a watch line that is not JSON: ${buf.slice(0, 120)}`);
+            }
             buf = buf.slice(nl + 1);
             if (msg.compact_revision && msg.compact_revision !== '0') return resolve(`revision ${fromRevision} is compacted (oldest kept: ${msg.compact_revision})`);
             if (msg.canceled) return resolve(`watch canceled: ${msg.cancel_reason || 'by the store'}`);

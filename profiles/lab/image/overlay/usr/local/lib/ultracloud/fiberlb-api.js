@@ -19,9 +19,8 @@ const K = '/ultracloud/fiberlb';
 const owned = ownedIn(cf, K);
 
 const isPort = (v) => Number.isInteger(v) && v >= 1 && v <= 65535;
-const named = async (kind, tenant, name, scope = () => true) =>
-  (await cf.list(`${K}/${kind}/`)).some((x) => x.value.tenant === tenant && x.value.name === name && scope(x.value));
 const mine = async (kind, tenant, where = () => true) => (await cf.list(`${K}/${kind}/`)).map((x) => x.value).filter((v) => v.tenant === tenant && where(v));
+const named = async (kind, tenant, name, scope = () => true) => (await mine(kind, tenant, (v) => v.name === name && scope(v))).length > 0;
 
 /** What haproxy (on this node, beside the API) runs for a pool's servers: status, weight, sessions, 2xx answers. */
 async function liveServers(pool) {
