@@ -16,7 +16,9 @@ const [{ loadProfile }, { clusterPaths, resolveWorkRoot }, { Cluster }, { log, c
 configureConsoleLog('warn');
 const profile = loadProfile(process.env.ULTRACLOUD_PROFILE ?? 'lab');
 const cluster = await Cluster.open(profile, clusterPaths(resolveWorkRoot(), profile.name), log.child({ lane: 'bench-services' }));
-const { flashdns, fiberlb, k8shost, creditservice } = bindServices(cluster, ['flashdns', 'fiberlb', 'k8shost', 'creditservice']);
+const swift = ['lightningstor', 'lightningstor-object', 'lightningstor-container', 'lightningstor-account'];
+const services = bindServices(cluster, ['flashdns', 'fiberlb', 'k8shost', 'creditservice', ...swift]);
+const { flashdns, fiberlb, k8shost, creditservice, lightningstor } = services;
 const s = (ms) => Number((ms / 1000).toFixed(1));
 
 /** What answering means for each: the same checks service-health makes. */
@@ -41,6 +43,12 @@ const targets = [
     node: n,
     ready: () => n.succeed(['curl', '-sf', 'http://127.0.0.1:8090/health']),
   })),
+  // Swift (lightningstor): its units are active once the server listens; the proxy must also pass its healthcheck.
+  ...swift.map((name) => {
+    const svc = services[name];
+    const n = svc.nodes()[0];
+    return { name, unit: svc.unit, node: n, ready: () => (name === 'lightningstor' ? lightningstor.health() : svc.ready()) };
+  }),
 ];
 const out = [];
 try {

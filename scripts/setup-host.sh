@@ -10,9 +10,11 @@ cd "$(dirname "$0")/.."
 # busybox, cpio: the nix fixture's and the lab installer's initramfs (busybox-static, cpio) |
 # grub-mkrescue, xorriso: the lab installer ISO (grub-common, grub-pc-bin, xorriso, mtools) |
 # flock: util-linux (the state lock) | chromium: the report's browser test (driven by playwright-core) |
-# haproxy: fiberlb's tests check the config its agent renders, and drive a real haproxy's runtime API
+# haproxy: fiberlb's tests check the config its agent renders, and drive a real haproxy's runtime API |
+# pdns_server, sqlite3: k8shost's translation tests write DNS names through a real PowerDNS (pdns-server,
+# pdns-backend-sqlite3; sqlite3 makes its database)
 PKGS=(qemu-system-x86 qemu-utils vde2 mmdebstrap e2fsprogs openssh-client ca-certificates binutils nix-bin busybox-static cpio
-  grub-common grub-pc-bin xorriso mtools util-linux chromium haproxy)
+  grub-common grub-pc-bin xorriso mtools util-linux chromium haproxy pdns-server pdns-backend-sqlite3 sqlite3)
 
 missing=()
 for p in "${PKGS[@]}"; do

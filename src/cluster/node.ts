@@ -243,6 +243,12 @@ export class Node {
     return waitForUnits(this, Date.now() + timeoutMs, [unit]);
   }
 
+  /** Wait for the units of the deferred services placed here (slow starters readiness leaves out), each within its contract's deadline. */
+  async waitForDeferredUnits(): Promise<void> {
+    for (const [, c] of servicesOn(this.cluster.profile, this.spec))
+      if (c.deferred) await this.waitForUnit(c.unit, c.deferred.readyWithinSec * 1000);
+  }
+
   /** Wait until the node is ready (SSH, system running, its units active; or its console marker). */
   waitReady(timeoutMs: number, signal?: AbortSignal): Promise<number> {
     return waitForNode(this, timeoutMs, signal);

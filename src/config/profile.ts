@@ -43,6 +43,12 @@ export const ServiceContract = z.strictObject({
   roles: z.array(z.string()).min(1),
   ports: z.array(PortSpec).default([]),
   health: HealthProbe.optional(),
+  /**
+   * A slow starter (Swift's Python servers under TCG) kept off the boot's critical path: its node's
+   * role starts it once boot is done, readiness does not wait for it, and the lanes that use it do
+   * (ServiceClient.ready) within this deadline.
+   */
+  deferred: z.strictObject({ readyWithinSec: z.number().int().min(1).max(3600) }).optional(),
   /** Parameters of the service's contract beyond unit and ports; checked by the service's module (src/services/<name>.ts). */
   params: z.record(z.string(), z.unknown()).default({}),
 });
@@ -234,9 +240,10 @@ export function servicesOn(profile: Profile, node: NodeSpec): [string, ServiceCo
   return Object.entries(profile.services).filter(([, c]) => c.roles.includes('*') || c.roles.some((r) => node.roles.includes(r)));
 }
 
-/** Units readiness waits for on a node: the base units plus every service placed on it. */
+/** Units readiness waits for on a node: the base units plus every service placed on it, but deferred ones. */
 export function expectedUnits(profile: Profile, node: NodeSpec): string[] {
-  return [...new Set([...profile.baseUnits, ...servicesOn(profile, node).map(([, c]) => c.unit)])];
+  const placed = servicesOn(profile, node).filter(([, c]) => !c.deferred);
+  return [...new Set([...profile.baseUnits, ...placed.map(([, c]) => c.unit)])];
 }
 
 export function nodeMemory(profile: Profile, node: NodeSpec): number {

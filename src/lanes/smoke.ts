@@ -17,6 +17,7 @@ import { protocolSurfaces } from './steps/protocol-surfaces.js';
 import { readiness } from './steps/readiness.js';
 import { replicatedState } from './steps/replicated-state.js';
 import { serviceHealth } from './steps/service-health.js';
+import { serviceTranslation } from './steps/service-translation.js';
 import { newRunState, type RunState } from './steps/state.js';
 import { storageApi } from './steps/storage-api.js';
 import { laneTenants, sweepTenant } from './steps/tenants.js';
@@ -56,7 +57,7 @@ type SmokeCtx = ClusterEnv<
 export const smoke = clusterLane<SmokeCtx>()({
   name: 'smoke',
   description:
-    'readiness, control-plane formation, protocol surfaces, replication, iam tokens, external entrypoints, authoritative DNS, S3 object versions, pod API watches, load balancing with a drain, VM hosting on the workers, a leader power cut',
+    'readiness, control-plane formation, protocol surfaces, replication, iam tokens, external entrypoints, authoritative DNS, S3 object versions, pod API watches, load balancing with a drain, pods and services translated into ports, balancers and DNS names, VM hosting on the workers, a leader power cut',
   kind: 'cluster',
   services: [
     'chainfire',
@@ -93,6 +94,7 @@ export const smoke = clusterLane<SmokeCtx>()({
     serviceHealth,
     workloadApi,
     loadBalancing,
+    serviceTranslation,
     workerVirtualization,
     vmNetworkBinding,
     leaderPowerCut,

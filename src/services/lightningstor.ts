@@ -41,6 +41,8 @@ export class LightningstorClient extends ServiceClient<Params> {
     if (this.client) return this.client;
     const node = this.proxyNode();
     const secretAccessKey = (await node.succeed(['cat', this.svc.params.secretFile])).trim();
+    // These machines run Node 20, which the locked SDK supports; its notice about later versions is noise in a lane's log.
+    process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
     this.client = new S3Client({
       endpoint: await node.url(this.svc.port('s3')),
       region: this.svc.params.region,

@@ -85,6 +85,12 @@ export class ServiceClient<Params> {
     return this.svc.nodes();
   }
 
+  /** Wait until the unit is active on every node of the service: a no-op unless it is deferred (left out of readiness). */
+  async ready(): Promise<void> {
+    const { deferred } = this.svc.contract;
+    if (deferred) await Promise.all(this.nodes().map((n) => n.waitForUnit(this.unit, deferred.readyWithinSec * 1000)));
+  }
+
   /** The service's unit on a node and its main process, as systemd and /proc have them. */
   async process(node: Node): Promise<ServiceProcess> {
     const r = await node.exec(['systemctl', 'show', '-p', 'ActiveState', '-p', 'MainPID', this.unit]);

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,6 +8,16 @@ import { REPO } from './cli.js';
 /** The lab's guest services run on this host as they run in the guests: node, their own files, a real etcd. */
 export const LIB = path.join(REPO, 'profiles/lab/image/overlay/usr/local/lib/ultracloud');
 export const ETCD = '/var/cache/ultracloud/etcd/etcd';
+const PDNS_SQLITE_SCHEMA = '/usr/share/pdns-backend-sqlite3/schema/schema.sqlite3.sql';
+
+async function putJson(etcd: string, key: string, value: unknown): Promise<void> {
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  const r = await fetch(`${etcd}/v3/kv/put`, {
+    method: 'POST',
+    body: JSON.stringify({ key: b64(key), value: b64(JSON.stringify(value)) }),
+  });
+  if (!r.ok) throw new Error(`etcd put ${key}: ${r.status}`);
+}
 
 export const freePort = () =>
   new Promise<number>((ok, fail) => {
@@ -18,12 +28,13 @@ export const freePort = () =>
     s.on('error', fail);
   });
 
-export async function until(what: string, url: string, ms = 30_000): Promise<void> {
+/** Poll `url` until it answers 2xx (or `status`). */
+export async function until(what: string, url: string, ms = 30_000, status?: number): Promise<void> {
   const deadline = Date.now() + ms;
   for (;;) {
     try {
       const r = await fetch(url, { signal: AbortSignal.timeout(2000) });
-      if (r.ok) return;
+      if (status === undefined ? r.ok : r.status === status) return;
     } catch {
       /* not up yet */
     }
@@ -60,18 +71,25 @@ export interface ControlApis {
   coronafs: string;
   k8shost: string;
   creditservice: string;
+  fiberlb: string;
+  /** PowerDNS's HTTP API (flashdns) and its DNS port, both on 127.0.0.1. */
+  flashdns: { api: string; key: string; dnsPort: number };
   /** Put a JSON value into chainfire (what an agent's registration writes). */
   put(key: string, value: unknown): Promise<void>;
   token(tenant: string): Promise<string>;
   stop(): Promise<void>;
 }
 
-/** etcd, iam and the lab's small services (prismnet, coronafs, plasmavmc, k8shost, creditservice) on loopback ports, in a temp dir; stop() kills each by pid and removes the dir. */
+/**
+ * etcd, iam, the lab's small services (prismnet, coronafs, plasmavmc, k8shost, creditservice,
+ * fiberlb's API) and flashdns's engine (PowerDNS, here on its sqlite3 backend, its API published
+ * in etcd as the guest's flashdns-publish does) on loopback ports, in a temp dir; stop() kills
+ * each by pid and removes the dir.
+ */
 export async function startControlApis(): Promise<ControlApis> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'uc-apis-'));
-  const [client, peer, iamPort, prismnetPort, plasmavmcPort, coronafsPort, k8shostPort, creditPort] = await Promise.all(
-    [1, 2, 3, 4, 5, 6, 7, 8].map(freePort),
-  );
+  const [client, peer, iamPort, prismnetPort, plasmavmcPort, coronafsPort, k8shostPort, creditPort, fiberlbPort, dnsPort, pdnsApiPort] =
+    await Promise.all([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11].map(freePort));
   const etcd = `http://127.0.0.1:${client}`;
   const procs: ResultPromise[] = [];
   const spawn = (file: string, argv: string[], env: Record<string, string>) => {
@@ -90,7 +108,36 @@ export async function startControlApis(): Promise<ControlApis> {
     spawn('node', [`${LIB}/iam.js`], { ...common, IAM_PORT: String(iamPort) });
     spawn('node', [`${LIB}/prismnet-api.js`], { ...common, PRISMNET_PORT: String(prismnetPort) });
     spawn('node', [`${LIB}/coronafs-api.js`], { ...common, CORONAFS_PORT: String(coronafsPort) });
-    spawn('node', [`${LIB}/k8shost-api.js`], { ...common, K8SHOST_PORT: String(k8shostPort) });
+    const pdnsKey = 'test-api-key';
+    await execa('sqlite3', [`${dir}/pdns.sqlite3`], { input: readFileSync(PDNS_SQLITE_SCHEMA) });
+    spawn(
+      'pdns_server',
+      [
+        `--config-dir=${dir}`,
+        `--socket-dir=${dir}`,
+        '--launch=gsqlite3',
+        `--gsqlite3-database=${dir}/pdns.sqlite3`,
+        '--local-address=127.0.0.1',
+        `--local-port=${dnsPort}`,
+        '--api=yes',
+        `--api-key=${pdnsKey}`,
+        '--webserver=yes',
+        '--webserver-address=127.0.0.1',
+        `--webserver-port=${pdnsApiPort}`,
+        '--guardian=no',
+        '--daemon=no',
+        '--disable-syslog',
+      ],
+      {},
+    );
+    const flashdns = { api: `http://127.0.0.1:${pdnsApiPort}`, key: pdnsKey, dnsPort: dnsPort! };
+    spawn('node', [`${LIB}/fiberlb-api.js`], { ...common, FIBERLB_PORT: String(fiberlbPort), CLUSTER_IP: '127.0.0.1' });
+    spawn('node', [`${LIB}/k8shost-api.js`], {
+      ...common,
+      K8SHOST_PORT: String(k8shostPort),
+      PRISMNET_URL: `http://127.0.0.1:${prismnetPort}`,
+      FIBERLB_URL: `http://127.0.0.1:${fiberlbPort}`,
+    });
     spawn('node', [`${LIB}/creditservice.js`], { ...common, CREDIT_PORT: String(creditPort) });
     spawn('node', [`${LIB}/plasmavmc-api.js`], {
       ...common,
@@ -108,17 +155,17 @@ export async function startControlApis(): Promise<ControlApis> {
       creditservice: `http://127.0.0.1:${creditPort}`,
     };
     for (const [name, url] of Object.entries(apis)) await until(name, `${url}/health`);
+    // fiberlb's /health asks haproxy, which is not here: its API answers an unauthenticated call with 401.
+    const fiberlb = `http://127.0.0.1:${fiberlbPort}`;
+    await until('fiberlb', `${fiberlb}/v1/loadbalancers`, 30_000, 401);
+    await until('PowerDNS', `${flashdns.api}/api/v1/servers/localhost`, 30_000, 401);
+    await putJson(etcd, '/ultracloud/flashdns/api', { url: flashdns.api, key: flashdns.key });
     return {
       etcd,
       ...apis,
-      put: async (key, value) => {
-        const b64 = (s: string) => Buffer.from(s).toString('base64');
-        const r = await fetch(`${etcd}/v3/kv/put`, {
-          method: 'POST',
-          body: JSON.stringify({ key: b64(key), value: b64(JSON.stringify(value)) }),
-        });
-        if (!r.ok) throw new Error(`etcd put ${key}: ${r.status}`);
-      },
+      fiberlb,
+      flashdns,
+      put: (key, value) => putJson(etcd, key, value),
       token: async (tenant) => {
         const r = await fetch(`${apis.iam}/v1/tokens`, {
           method: 'POST',

@@ -130,8 +130,13 @@ describe('profile schema', () => {
     const p = Profile.parse({
       ...base,
       baseUnits: ['ssh.service'],
-      services: { db: { unit: 'db.service', roles: ['cp'] }, all: { unit: 'all.service', roles: ['*'] } },
+      services: {
+        db: { unit: 'db.service', roles: ['cp'] },
+        all: { unit: 'all.service', roles: ['*'] },
+        slow: { unit: 'slow.service', roles: ['*'], deferred: { readyWithinSec: 600 } },
+      },
     });
+    // A deferred service is placed (its lanes wait for it) but readiness does not wait for its unit.
     expect(expectedUnits(p, p.nodes[0]!)).toEqual(['ssh.service', 'db.service', 'all.service']);
     expect(expectedUnits(p, p.nodes[1]!)).toEqual(['ssh.service', 'all.service']);
   });

@@ -34,6 +34,9 @@ export const protocolSurfaces: Step<{ cluster: Cluster }> = {
   proves: 'every declared port and health probe of every service, from inside each node, and every exposed port from the host',
   needs: ['readiness'],
   run: async ({ cluster }, step) => {
+    step.phase('deferred units');
+    await Promise.all(cluster.nodes().map((n) => n.waitForDeferredUnits()));
+    step.phase('surfaces');
     // Judged over a short window: one sample on a TCG guest under load can miss a busy service, so
     // a surface that answered once in the window has answered (not all of them in the same sample).
     // 90 s: etcd's /health gives its linearizable read 1 s, which a starved TCG quorum misses for tens of seconds.

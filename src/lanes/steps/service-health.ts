@@ -79,13 +79,10 @@ export const serviceHealth: Step<Env> = {
     for (const node of k8shost.nodes()) seen[`k8shost@${node}`] = await k8shost.health(node);
     for (const node of fiberlb.nodes()) seen[`fiberlb@${node}`] = await fiberlb.health(node);
     // lightningstor: the proxy answers, and every Swift node holds the same rings (built from the topology).
+    const swift = [lightningstor, services['lightningstor-object'], services['lightningstor-container'], services['lightningstor-account']];
+    await Promise.all(swift.map((s) => s.ready()));
     seen[`lightningstor@${lightningstor.proxyNode()}`] = await lightningstor.health();
-    const swiftNodes = [
-      lightningstor,
-      services['lightningstor-object'],
-      services['lightningstor-container'],
-      services['lightningstor-account'],
-    ].flatMap((s) => s.nodes());
+    const swiftNodes = swift.flatMap((s) => s.nodes());
     const rings: Record<string, string> = {};
     for (const n of [...new Set(swiftNodes)])
       rings[n.name] = (

@@ -16,16 +16,28 @@ import { CheckFailed, errorMessage } from '../../core/errors.js';
 import type { ClusterEnv, Step } from '../lane.js';
 import type { RunState } from './state.js';
 
-type Env = ClusterEnv<'lightningstor' | 'lightningstor-object'> & { state: RunState };
+type Env = ClusterEnv<'lightningstor' | 'lightningstor-object' | 'lightningstor-container' | 'lightningstor-account'> & {
+  state: RunState;
+};
 
 const BUCKET_PREFIX = 'smoke-';
 const KEY = 'state.json';
 const VERSIONS = 3;
 
-/** Every version of every object, then the bucket: what the step (or an interrupted run) made. */
+/** What an S3 error says: its code, HTTP status and message (SlowDown is Swift's 503). */
+function s3Error(e: unknown): string {
+  const x = e as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return `${x.name ?? 'Error'} (HTTP ${x.$metadata?.httpStatusCode ?? '?'}): ${errorMessage(e)}`;
+}
+
+/**
+ * Every version of every object, then the bucket: what the step (or an interrupted run) made.
+ * Oldest first: deleting the current version while older ones exist makes Swift 2.30's s3api
+ * restore the previous one with a PUT that waits for a body the DELETE never sent (60 s, then 499).
+ */
 async function removeBucket(s3: S3Client, bucket: string): Promise<void> {
   const listed = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket }));
-  for (const v of [...(listed.Versions ?? []), ...(listed.DeleteMarkers ?? [])])
+  for (const v of [...(listed.DeleteMarkers ?? []), ...(listed.Versions ?? []).reverse()])
     await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: v.Key, VersionId: v.VersionId }));
   await s3.send(new DeleteBucketCommand({ Bucket: bucket }));
 }
@@ -33,15 +45,35 @@ async function removeBucket(s3: S3Client, bucket: string): Promise<void> {
 /**
  * lightningstor as an S3 user meets it (a real S3 client, SigV4): a bucket with its metadata
  * (location, versioning), explicit object versions written, listed, and each read back by its
- * version id; then removed. A version that cannot be read names what the object servers lack.
+ * version id; then removed. An object that cannot be written or read is named with what the
+ * object servers lack.
  */
 export const storageApi: Step<Env> = {
   name: 'storage-api',
   proves:
     'through S3 (SigV4, a real S3 client): a bucket is created and reports its location and, once enabled, its versioning; three versions of one object are listed with their ids and each reads back by its id, the latest by HEAD; the bucket and every version are removed',
   needs: ['readiness'],
-  run: async ({ services: { lightningstor, 'lightningstor-object': objects }, state }, step) => {
+  run: async ({ services, state }, step) => {
+    const { lightningstor, 'lightningstor-object': objects } = services;
+    // Swift's servers are deferred (they start after boot): wait for them, within their own deadline.
+    await Promise.all([lightningstor, services['lightningstor-container'], services['lightningstor-account']].map((s) => s.ready()));
+    // An object server that is down is the S3 checks' to judge (two replicas: one serves every read), not a reason to stop here.
+    await objects.ready().catch((e: unknown) => step.log.warn(`not every object server is up: ${errorMessage(e)}`));
     const s3 = await lightningstor.s3();
+    /** An object operation; its failure is named with each object server's unit state and object file count. */
+    const object = async <T>(what: string, op: () => Promise<T>): Promise<T> => {
+      try {
+        return await op();
+      } catch (e) {
+        const servers = await Promise.all(
+          objects.nodes().map(async (n) => {
+            const data = (await n.exec("find /srv/node/d1/objects -name '*.data' 2>/dev/null | wc -l")).stdout.trim();
+            return `${n}: ${await objects.describe(n)}, ${data} object file(s)`;
+          }),
+        );
+        throw new CheckFailed(`${what} failed: ${s3Error(e)}; object servers: ${servers.join('; ')}`);
+      }
+    };
     for (const b of (await s3.send(new ListBucketsCommand({}))).Buckets ?? [])
       if (b.Name?.startsWith(BUCKET_PREFIX)) await removeBucket(s3, b.Name);
     const bucket = `${BUCKET_PREFIX}${state.runId}`;
@@ -61,7 +93,9 @@ export const storageApi: Step<Env> = {
       const written: { body: string; versionId: string }[] = [];
       for (let i = 1; i <= VERSIONS; i++) {
         const body = JSON.stringify({ run: state.runId, version: i });
-        const put = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: KEY, Body: body, ContentType: 'application/json' }));
+        const put = await object(`PUT ${bucket}/${KEY} (version ${i})`, () =>
+          s3.send(new PutObjectCommand({ Bucket: bucket, Key: KEY, Body: body, ContentType: 'application/json' })),
+        );
         if (!put.VersionId) throw new CheckFailed(`PUT ${bucket}/${KEY} (version ${i}) returned no version id`);
         written.push({ body, versionId: put.VersionId });
       }
@@ -75,23 +109,12 @@ export const storageApi: Step<Env> = {
         throw new CheckFailed(`${bucket}/${KEY}: the latest listed version is not the last one written`);
 
       for (const w of written) {
-        let got: string;
-        try {
-          got = await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: KEY, VersionId: w.versionId }))).Body!.transformToString();
-        } catch (e) {
-          const servers = await Promise.all(
-            objects.nodes().map(async (n) => {
-              const data = (await n.exec("find /srv/node/d1/objects -name '*.data' 2>/dev/null | wc -l")).stdout.trim();
-              return `${n}: ${await objects.describe(n)}, ${data} object file(s)`;
-            }),
-          );
-          throw new CheckFailed(
-            `GET ${bucket}/${KEY} version ${w.versionId} failed: ${errorMessage(e)}; object servers: ${servers.join('; ')}`,
-          );
-        }
+        const got = await object(`GET ${bucket}/${KEY} version ${w.versionId}`, async () =>
+          (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: KEY, VersionId: w.versionId }))).Body!.transformToString(),
+        );
         if (got !== w.body) throw new CheckFailed(`${bucket}/${KEY} version ${w.versionId} reads ${got}, written ${w.body}`);
       }
-      const head = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: KEY }));
+      const head = await object(`HEAD ${bucket}/${KEY}`, () => s3.send(new HeadObjectCommand({ Bucket: bucket, Key: KEY })));
       record.head = { versionId: head.VersionId, etag: head.ETag, length: head.ContentLength };
       if (head.VersionId !== written.at(-1)!.versionId)
         throw new CheckFailed(`HEAD ${bucket}/${KEY} shows version ${head.VersionId}, not the latest`);

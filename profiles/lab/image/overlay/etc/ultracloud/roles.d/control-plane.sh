@@ -30,7 +30,9 @@ touch /etc/ultracloud/iam.env
 # The control APIs (plasmavmc, prismnet, coronafs, with the controller's volume exports) use the local chainfire member and iam first.
 cf="http://127.0.0.1:2379"; iam="http://127.0.0.1:8080"
 for n in $cps; do [ "$n" = "$NODE_NAME" ] || { cf="$cf http://$(ip_of "$n"):2379"; iam="$iam http://$(ip_of "$n"):8080"; }; done
-printf "CHAINFIRE_ENDPOINTS='%s'\nIAM_ENDPOINTS='%s'\n" "$cf" "$iam" > /etc/ultracloud/control-apis.env
+# k8shost translates services into fiberlb objects: fiberlb's API is on the gateway.
+gw=$(nodes_with_role gateway | head -n 1)
+printf "CHAINFIRE_ENDPOINTS='%s'\nIAM_ENDPOINTS='%s'\nFIBERLB_URL='http://%s:8150'\n" "$cf" "$iam" "$(ip_of "$gw")" > /etc/ultracloud/control-apis.env
 # flashdns: PowerDNS on this node's flaredb (trust on loopback, lab only), its web server
 # (statistics) on every node and, on the primary's, the HTTP API that adds zones and records
 # (writes need the primary). No caches and no zone cache: a record added on the primary is
@@ -51,5 +53,5 @@ chmod 0640 /etc/ultracloud/flashdns/pdns.conf; chgrp pdns /etc/ultracloud/flashd
 lightningstor_base
 lightningstor_server account 6202
 lightningstor_server container 6201
-systemctl --no-block start chainfire.service flaredb.service iam.service flaredb-http.service control-apis.service flashdns.service \
-  swift-account.service swift-container.service
+systemctl --no-block start chainfire.service flaredb.service iam.service flaredb-http.service control-apis.service flashdns.service
+after_boot swift-account.service swift-container.service

@@ -50,7 +50,7 @@ cat > /etc/swift/proxy-server.conf <<EOT
 [DEFAULT]
 bind_ip = 0.0.0.0
 bind_port = 8180
-workers = 1
+workers = 0
 log_name = swift-proxy
 [pipeline:main]
 pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats bulk s3api tempauth copy slo dlo versioned_writes symlink proxy-logging proxy-server
@@ -74,5 +74,5 @@ use = egg:swift#proxy_logging
 $(for f in symlink copy slo dlo bulk listing_formats gatekeeper catch_errors healthcheck; do printf '[filter:%s]\nuse = egg:swift#%s\n' "$f" "$f"; done)
 EOT
 chmod 0640 /etc/swift/proxy-server.conf; chgrp swift /etc/swift/proxy-server.conf
-systemctl --no-block start apigateway.service nightlight.service creditservice.service fiberlb.service \
-  memcached.service swift-proxy.service
+systemctl --no-block start apigateway.service nightlight.service creditservice.service fiberlb.service memcached.service
+after_boot swift-proxy.service

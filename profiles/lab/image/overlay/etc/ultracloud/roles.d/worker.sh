@@ -12,4 +12,5 @@ modprobe -a tun bridge vxlan nf_conntrack_bridge
 # lightningstor: this worker's Swift object server (two workers: two replicas).
 lightningstor_base
 lightningstor_server object 6200
-systemctl --no-block start plasmavmc-agent.service prismnet-agent.service coronafs-agent.service swift-object.service
+systemctl --no-block start plasmavmc-agent.service prismnet-agent.service coronafs-agent.service
+after_boot swift-object.service

@@ -1,22 +1,25 @@
 // k8shost (lab): Kubernetes-shaped pods and services for tenant workloads, kept in chainfire and
-// scoped to the caller's tenant (every tenant has its own namespaces). An API surface only, as the
-// seeds fix it: it places nothing on hosts, so a pod stays Pending. Watches are bounded snapshot
+// scoped to the caller's tenant (every tenant has its own namespaces). It places nothing on hosts,
+// as the seeds fix it: a pod stays Pending. It translates pods and services into prismnet ports,
+// fiberlb load balancers and flashdns records (k8shost-translate.js). Watches are bounded snapshot
 // streams: the current objects as ADDED, then changes as they happen, then the stream ends.
 'use strict';
 const { serve, fail } = require('./http-json.js');
 const { guarded } = require('./iam-auth.js');
 const { chainfire } = require('./chainfire.js');
 const { uniqueBytes } = require('./tenant-store.js');
+const { translator } = require('./k8shost-translate.js');
 
 const PORT = Number(process.env.K8SHOST_PORT || 8130);
 const MAX_WATCH_SECONDS = 300;
 const cf = chainfire();
+const translate = translator(cf);
 const K = '/ultracloud/k8shost';
 const KINDS = { pods: 'Pod', services: 'Service' };
 
 // --- validation: Kubernetes' strict decoding (an unknown field is a 400 naming it), then field checks (422).
 
-const REASONS = { 400: 'BadRequest', 401: 'Unauthorized', 404: 'NotFound', 409: 'AlreadyExists', 410: 'Expired', 422: 'Invalid', 503: 'ServiceUnavailable' };
+const REASONS = { 400: 'BadRequest', 401: 'Unauthorized', 404: 'NotFound', 409: 'AlreadyExists', 410: 'Expired', 422: 'Invalid', 502: 'InternalError', 503: 'ServiceUnavailable' };
 const unknownField = (path) => fail(400, `strict decoding error: unknown field "${path}"`);
 const invalid = (path, why) => Object.assign(fail(422, `${path}: Invalid value: ${why}`), { field: path });
 
@@ -154,6 +157,19 @@ async function watch(res, tenant, plural, ns, url) {
   res.end();
 }
 
+// --- translation: what a pod or service becomes in prismnet, fiberlb and flashdns, made with the caller's token
+
+const tokenOf = (req) => req.headers.authorization.slice('Bearer '.length);
+const itemsOf = async (tenant, plural, ns) => (await cf.snapshot(prefixOf(tenant, plural, ns))).items.map((x) => x.value);
+const created = {
+  pods: async (token, tenant, ns, pod) => translate.podCreated(token, pod, await itemsOf(tenant, 'services', ns)),
+  services: async (token, tenant, ns, svc) => translate.serviceCreated(token, tenant, ns, svc, await itemsOf(tenant, 'pods', ns)),
+};
+const deleted = {
+  pods: async (token, tenant, ns, pod) => translate.podDeleted(token, pod, await itemsOf(tenant, 'services', ns)),
+  services: async (token, _tenant, _ns, svc) => translate.serviceDeleted(token, svc),
+};
+
 // --- routes
 
 const routes = {
@@ -167,10 +183,12 @@ for (const [plural, kind] of Object.entries(KINDS)) {
     const snap = await cf.snapshot(prefixOf(tenant, plural, ns));
     return [200, { apiVersion: 'v1', kind: `${kind}List`, metadata: { resourceVersion: String(snap.revision) }, items: snap.items.map((x) => view(x.value, x.modRevision)) }];
   });
-  routes[`POST /api/v1/namespaces/:ns/${plural}`] = guarded(async (_r, p, body, _u, { tenant }) => {
+  routes[`POST /api/v1/namespaces/:ns/${plural}`] = guarded(async (req, p, body, _u, { tenant }) => {
     const { ns } = pathOf(p);
     validate(plural, ns, body);
     const { name } = body.metadata;
+    const key = `${prefixOf(tenant, plural, ns)}${name}`;
+    if (await cf.get(key)) throw fail(409, `${plural} "${name}" already exists`);
     const obj = {
       apiVersion: 'v1',
       kind,
@@ -178,8 +196,11 @@ for (const [plural, kind] of Object.entries(KINDS)) {
       spec: body.spec,
       status: STATUS[plural](),
     };
-    const key = `${prefixOf(tenant, plural, ns)}${name}`;
-    if (!(await cf.create(key, obj))) throw fail(409, `${plural} "${name}" already exists`);
+    const translated = await created[plural](tokenOf(req), tenant, ns, obj);
+    if (!(await cf.create(key, translated))) {
+      await deleted[plural](tokenOf(req), tenant, ns, translated).catch(() => {});
+      throw fail(409, `${plural} "${name}" already exists`);
+    }
     const got = await cf.get(key);
     return [201, view(got.value, got.modRevision)];
   });
@@ -189,11 +210,13 @@ for (const [plural, kind] of Object.entries(KINDS)) {
     if (!got) throw fail(404, `${plural} "${name}" not found`);
     return [200, view(got.value, got.modRevision)];
   });
-  routes[`DELETE /api/v1/namespaces/:ns/${plural}/:name`] = guarded(async (_r, p, _b, _u, { tenant }) => {
+  routes[`DELETE /api/v1/namespaces/:ns/${plural}/:name`] = guarded(async (req, p, _b, _u, { tenant }) => {
     const { ns, name } = pathOf(p);
     const key = `${prefixOf(tenant, plural, ns)}${name}`;
     const got = await cf.get(key);
     if (!got) throw fail(404, `${plural} "${name}" not found`);
+    // What it became goes first: if that fails, the object stays, and deleting it again retries.
+    await deleted[plural](tokenOf(req), tenant, ns, got.value);
     if (!(await cf.remove(key, got.modRevision))) throw fail(409, `${plural} "${name}" changed meanwhile; retry`);
     return [200, view(got.value, got.modRevision)];
   });
