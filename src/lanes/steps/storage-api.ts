@@ -13,6 +13,7 @@ import {
   type S3Client,
 } from '@aws-sdk/client-s3';
 import { CheckFailed, errorMessage } from '../../core/errors.js';
+import { unitStopped } from '../../faults/units.js';
 import type { ClusterEnv, Step } from '../lane.js';
 import type { RunState } from './state.js';
 
@@ -51,9 +52,9 @@ async function removeBucket(s3: S3Client, bucket: string): Promise<void> {
 export const storageApi: Step<Env> = {
   name: 'storage-api',
   proves:
-    'through S3 (SigV4, a real S3 client): a bucket is created and reports its location and, once enabled, its versioning; three versions of one object are listed with their ids and each reads back by its id, the latest by HEAD; the bucket and every version are removed',
+    'through S3 (SigV4, a real S3 client): a bucket is created and reports its location and, once enabled, its versioning; three versions of one object are listed with their ids and each reads back by its id, the latest by HEAD; with one object server stopped, HEAD and GET by version id still answer from the other replica; the bucket and every version are removed',
   needs: ['readiness'],
-  run: async ({ services, state }, step) => {
+  run: async ({ services, faults, state }, step) => {
     const { lightningstor, 'lightningstor-object': objects } = services;
     // Swift's servers are deferred (they start after boot): wait for them, within their own deadline.
     await Promise.all([lightningstor, services['lightningstor-container'], services['lightningstor-account']].map((s) => s.ready()));
@@ -118,7 +119,29 @@ export const storageApi: Step<Env> = {
       record.head = { versionId: head.VersionId, etag: head.ETag, length: head.ContentLength };
       if (head.VersionId !== written.at(-1)!.versionId)
         throw new CheckFailed(`HEAD ${bucket}/${KEY} shows version ${head.VersionId}, not the latest`);
-      return `bucket ${bucket} (location ${record.location}, versioning Enabled): ${VERSIONS} versions of ${KEY} listed and read back by id`;
+
+      // Two replicas: with one object server down, HEAD and GET still answer from the other.
+      step.phase('one object server down');
+      const down = objects.nodes().at(-1)!;
+      const outage = unitStopped(objects, down);
+      await faults.invoke(outage);
+      try {
+        const [first, last] = [written[0]!, written.at(-1)!];
+        const h = await object(`HEAD ${bucket}/${KEY} with ${down}'s object server down`, () =>
+          s3.send(new HeadObjectCommand({ Bucket: bucket, Key: KEY })),
+        );
+        const got = await object(`GET ${bucket}/${KEY} version ${first.versionId} with ${down}'s object server down`, async () =>
+          (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: KEY, VersionId: first.versionId }))).Body!.transformToString(),
+        );
+        record.oneServerDown = { server: down.name, headVersionId: h.VersionId, firstVersionReads: got === first.body };
+        if (h.VersionId !== last.versionId || got !== first.body)
+          throw new CheckFailed(
+            `with ${down}'s object server down: HEAD shows version ${h.VersionId} (latest ${last.versionId}), version ${first.versionId} reads ${got}`,
+          );
+      } finally {
+        await faults.heal(outage);
+      }
+      return `bucket ${bucket} (location ${record.location}, versioning Enabled): ${VERSIONS} versions of ${KEY} listed and read back by id; HEAD and GET answered with ${down}'s object server down`;
     } finally {
       await step.json('storage-api.json', record);
       await removeBucket(s3, bucket).catch((e: unknown) => step.log.warn(`could not remove bucket ${bucket}: ${errorMessage(e)}`));

@@ -8,7 +8,8 @@ ip_of() { for p in $CLUSTER_PEERS; do [ "${p%%=*}" = "$1" ] && echo "${p#*=}"; d
 # "running"), off the boot's critical path: slow starters such as Swift's Python servers, which
 # the profile marks deferred (readiness does not wait for them; the lanes that use them do).
 after_boot() {
-  systemd-run --no-block --collect --unit=ultracloud-after-boot --description="start $* after boot" \
+  # Named after its first unit: a node with two roles calls this once per role.
+  systemd-run --no-block --collect --unit="ultracloud-after-boot-${1%.service}" --description="start $* after boot" \
     /bin/sh -c 'systemctl is-system-running --wait >/dev/null; exec systemctl --no-block start "$@"' after-boot "$@"
 }
 # lightningstor (Swift): swift.conf, identical rings from the topology (account and container
