@@ -156,6 +156,8 @@ export interface NodeStatus {
   /** Console-marker profiles: whether this boot printed the marker. */
   marker?: boolean;
   units: Record<string, string>;
+  /** Units of deferred services (started after boot, not part of readiness), when the node has any. */
+  deferred?: Record<string, string>;
   error?: string;
 }
 
@@ -191,6 +193,8 @@ export async function clusterStatus(cluster: Cluster): Promise<{ switchPid: numb
         await cluster.pool.client(await node.target(), 8000);
         st.ssh = 'reachable';
         st.units = await node.unitStates(rec.units);
+        const deferred = node.deferredUnits().map((d) => d.unit);
+        if (deferred.length) st.deferred = await node.unitStates(deferred);
       } catch (err) {
         st.ssh = 'unreachable';
         st.error = errorMessage(err).split('\n')[0];

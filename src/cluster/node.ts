@@ -243,10 +243,16 @@ export class Node {
     return waitForUnits(this, Date.now() + timeoutMs, [unit]);
   }
 
-  /** Wait for the units of the deferred services placed here (slow starters readiness leaves out), each within its contract's deadline. */
+  /** The units of the deferred services placed here (slow starters readiness leaves out), with their contracts' deadlines. */
+  deferredUnits(): { unit: string; withinMs: number }[] {
+    return servicesOn(this.cluster.profile, this.spec).flatMap(([, c]) =>
+      c.deferred ? [{ unit: c.unit, withinMs: c.deferred.readyWithinSec * 1000 }] : [],
+    );
+  }
+
+  /** Wait for the deferred units, each within its contract's deadline. */
   async waitForDeferredUnits(): Promise<void> {
-    for (const [, c] of servicesOn(this.cluster.profile, this.spec))
-      if (c.deferred) await this.waitForUnit(c.unit, c.deferred.readyWithinSec * 1000);
+    for (const d of this.deferredUnits()) await this.waitForUnit(d.unit, d.withinMs);
   }
 
   /** Wait until the node is ready (SSH, system running, its units active; or its console marker). */

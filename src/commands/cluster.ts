@@ -88,7 +88,7 @@ export function registerCluster(program: Command): void {
 
   program
     .command('status')
-    .description('per node: pid alive, accel, forwarded ports, SSH reachability, expected units')
+    .description('per node: pid alive, accel, forwarded ports, SSH reachability, expected and deferred units')
     .action(
       action(async (_o: object, cmd: Command) => {
         const ctx = withProfile(globals(cmd));
@@ -98,13 +98,15 @@ export function registerCluster(program: Command): void {
           if (!n.running) return `${n.name}: stopped`;
           if (n.marker !== undefined)
             return `${n.name}: pid ${n.pid} ${n.accel} ${n.ip} console marker ${n.marker ? 'seen' : 'not seen yet'}`;
-          const units = Object.entries(n.units)
-            .map(([u, st]) => (st === 'active' ? u : `${u}=${st}`))
-            .join(' ');
+          const states = (units: Record<string, string>) =>
+            Object.entries(units)
+              .map(([u, st]) => (st === 'active' ? u : `${u}=${st}`))
+              .join(' ');
           const ports = Object.entries(n.ports)
             .map(([k, v]) => `${k}=127.0.0.1:${v}`)
             .join(' ');
-          return `${n.name}: pid ${n.pid} ${n.accel} ${n.ip} ssh ${n.ssh}${n.error ? ` (${n.error})` : ''}\n  ports: ${ports}\n  units: ${units}`;
+          const deferred = n.deferred ? `\n  deferred (started after boot): ${states(n.deferred)}` : '';
+          return `${n.name}: pid ${n.pid} ${n.accel} ${n.ip} ssh ${n.ssh}${n.error ? ` (${n.error})` : ''}\n  ports: ${ports}\n  units: ${states(n.units)}${deferred}`;
         });
         emit(
           ctx,

@@ -74,10 +74,11 @@ export const vmNetworkBinding: Step<Env> = {
     };
 
     step.phase('dhcp addresses');
-    // Each VM takes its DHCP address: the one its port reserved.
+    // Each VM takes its DHCP address: the one its port reserved. Only the address is read: the
+    // guest's kernel may print onto the console in the middle of the line ("ip=10.240.0.11[  61.2] ...").
     const addrs = await Promise.all(
       vms.map((vm) =>
-        plasmavmc.waitForConsole(a, vm, new RegExp(`ULTRACLOUD_INNER_NET vm=${vm.id} ip=(\\S+)`), 'a DHCP address', {
+        plasmavmc.waitForConsole(a, vm, new RegExp(`ULTRACLOUD_INNER_NET vm=${vm.id} ip=(\\d{1,3}(?:\\.\\d{1,3}){3})`), 'a DHCP address', {
           timeoutMs: 150_000,
           stopIf: /ULTRACLOUD_INNER_NET_FAILED vm=\S+/,
           log: step.log,

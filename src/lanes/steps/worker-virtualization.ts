@@ -58,7 +58,7 @@ export const workerVirtualization: Step<Env> = {
     const ready = await Promise.all(
       vms.map((vm) =>
         plasmavmc
-          .waitForConsole(a, vm, new RegExp(`${marker} vm=${vm.id} kernel=(\\S+)`), marker, {
+          .waitForConsole(a, vm, new RegExp(`${marker} vm=${vm.id} kernel=([^\\s[]+)`), marker, {
             timeoutMs: 300_000,
             afterInitMs: 30_000,
             signal: abort.signal,
