@@ -191,4 +191,4 @@ function translator(cf) {
   };
 }
 
-module.exports = { translator, ANN, NETWORK, ZONE };
+module.exports = { translator };
