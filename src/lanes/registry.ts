@@ -1,7 +1,17 @@
 import { baremetalIso } from './baremetal-iso.js';
 import { hardwareCapture, hardwarePreflight, hardwareRun } from './hardware-smoke.js';
 import type { AnyLane } from './lane.js';
+import { matrix } from './matrix.js';
+import { providerVmRealityProof } from './provider-vm-reality-proof.js';
 import { smoke } from './smoke.js';
 
 /** Every lane the CLI offers; each cluster lane also gets `fresh-<name>`. Add a lane: define it, list it here. */
-export const LANES: readonly AnyLane[] = [smoke, baremetalIso, hardwarePreflight, hardwareRun, hardwareCapture];
+export const LANES: readonly AnyLane[] = [
+  smoke,
+  matrix,
+  providerVmRealityProof,
+  baremetalIso,
+  hardwarePreflight,
+  hardwareRun,
+  hardwareCapture,
+];

@@ -17,7 +17,6 @@ import { protocolSurfaces } from './steps/protocol-surfaces.js';
 import { readiness } from './steps/readiness.js';
 import { replicatedState } from './steps/replicated-state.js';
 import { serviceHealth } from './steps/service-health.js';
-import { serviceTranslation } from './steps/service-translation.js';
 import { newRunState, type RunState } from './steps/state.js';
 import { storageApi } from './steps/storage-api.js';
 import { laneTenants, sweepTenant } from './steps/tenants.js';
@@ -57,7 +56,7 @@ type SmokeCtx = ClusterEnv<
 export const smoke = clusterLane<SmokeCtx>()({
   name: 'smoke',
   description:
-    'readiness, control-plane formation, protocol surfaces, replication, iam tokens, external entrypoints, authoritative DNS, S3 object versions, pod API watches, load balancing with a drain, pods and services translated into ports, balancers and DNS names, VM hosting on the workers, a leader power cut',
+    'readiness, control-plane formation, protocol surfaces, replication, iam tokens, external entrypoints, authoritative DNS, S3 object versions, pod API watches, load balancing with a drain, VM hosting on the workers, a leader power cut',
   kind: 'cluster',
   services: [
     'chainfire',
@@ -81,7 +80,7 @@ export const smoke = clusterLane<SmokeCtx>()({
     'lightningstor-container',
     'lightningstor-account',
   ],
-  context: (env) => ({ ...env, state: newRunState() }),
+  context: (env) => ({ ...env, state: newRunState('smoke') }),
   steps: [
     readiness,
     controlPlaneFormation,
@@ -94,7 +93,6 @@ export const smoke = clusterLane<SmokeCtx>()({
     serviceHealth,
     workloadApi,
     loadBalancing,
-    serviceTranslation,
     workerVirtualization,
     vmNetworkBinding,
     leaderPowerCut,
@@ -170,7 +168,7 @@ export const smoke = clusterLane<SmokeCtx>()({
   /** VMs, volumes, ports and networks a failed step left are removed (the lane's tenants are fixed names). */
   teardown: async ({ state, services: { iam, plasmavmc, prismnet, coronafs } }) => {
     if (!state.hosted) return;
-    const t = await laneTenants(iam, 'smoke');
+    const t = await laneTenants(iam, state.lane);
     for (const who of [t.a, t.b]) await sweepTenant(who, plasmavmc, prismnet, coronafs);
   },
 });

@@ -32,6 +32,14 @@ export class CreditApi {
     });
   }
 
+  /** Take `amount` from the wallet (metered usage); without a token it must be refused. */
+  charge(tenant: string, amount: number, token?: string): Promise<HttpReply> {
+    return http('POST', `${this.base}/v1/wallets/${encodeURIComponent(tenant)}/charge`, {
+      body: { amount },
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+    });
+  }
+
   wallet(tenant: string): Promise<HttpReply> {
     return http('GET', `${this.base}/v1/wallets/${encodeURIComponent(tenant)}`);
   }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Node } from '../cluster/node.js';
 import { CheckFailed } from '../core/errors.js';
+import { waitFor } from '../core/retry.js';
 import { http } from '../probes/http.js';
 import { defineService, ServiceClient } from './service.js';
 
@@ -90,6 +91,21 @@ export class FlashdnsClient extends ServiceClient<Params> {
     const r = await this.call('DELETE', `/zones/${fqdn(zone)}`);
     if (r.status !== 204 && r.status !== 404)
       throw new CheckFailed(`flashdns API on ${this.apiNode()}: DELETE zone ${zone}: ${r.status} ${r.text.slice(0, 300)}`);
+  }
+
+  /** Wait until every flashdns node answers `name` A `address` authoritatively, asked from `from`; each node's answer. */
+  async waitForAnswers(from: Node, name: string, address: string, timeoutMs = 30_000): Promise<Record<string, DnsAnswer>> {
+    const answers: Record<string, DnsAnswer> = {};
+    await waitFor(
+      `every flashdns node answers ${name} A ${address} authoritatively (asked from ${from})`,
+      { timeoutMs, intervalMs: 500, maxIntervalMs: 2000 },
+      async () => {
+        for (const n of this.nodes()) answers[n.name] = await this.query(from, n.spec.ip, name);
+        const wrong = Object.entries(answers).filter(([, x]) => !x.authoritative || x.answers.join() !== address);
+        if (wrong.length) throw new Error(wrong.map(([n, x]) => `${n}: ${x.status} [${x.answers.join(', ')}]`).join('; '));
+      },
+    );
+    return answers;
   }
 
   /** Ask `server` (an address) for `name`/`type`, from `from`, as any DNS client does: one UDP query, no recursion. */

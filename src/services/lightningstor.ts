@@ -1,4 +1,5 @@
-import { S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { z } from 'zod';
 import type { Node } from '../cluster/node.js';
 import { CheckFailed, UsageError } from '../core/errors.js';
@@ -20,6 +21,8 @@ type Params = z.output<typeof Params>;
  */
 export class LightningstorClient extends ServiceClient<Params> {
   private client: S3Client | undefined;
+  private inCluster: S3Client | undefined;
+  private secret: Promise<string> | undefined;
 
   proxyNode(): Node {
     const [n] = this.nodes();
@@ -38,19 +41,32 @@ export class LightningstorClient extends ServiceClient<Params> {
 
   /** One S3 client per run (its credentials read once from the proxy node). */
   async s3(): Promise<S3Client> {
-    if (this.client) return this.client;
-    const node = this.proxyNode();
-    const secretAccessKey = (await node.succeed(['cat', this.svc.params.secretFile])).trim();
+    this.client ??= new S3Client(await this.config(await this.proxyNode().url(this.svc.port('s3'))));
+    return this.client;
+  }
+
+  /**
+   * A presigned GET of an object as the cluster's own nodes reach it (the proxy's cluster address:
+   * SigV4 signs the host), e.g. for plasmavmc to import an image from. Signing is offline.
+   */
+  async presignedGet(bucket: string, key: string, expiresInS = 3600): Promise<string> {
+    this.inCluster ??= new S3Client(await this.config(`http://${this.proxyNode().spec.ip}:${this.svc.port('s3')}`));
+    return getSignedUrl(this.inCluster, new GetObjectCommand({ Bucket: bucket, Key: key }), { expiresIn: expiresInS });
+  }
+
+  private async config(endpoint: string): Promise<S3ClientConfig> {
+    this.secret ??= this.proxyNode()
+      .succeed(['cat', this.svc.params.secretFile])
+      .then((s) => s.trim());
     // These machines run Node 20, which the locked SDK supports; its notice about later versions is noise in a lane's log.
     process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-    this.client = new S3Client({
-      endpoint: await node.url(this.svc.port('s3')),
+    return {
+      endpoint,
       region: this.svc.params.region,
       forcePathStyle: true,
-      credentials: { accessKeyId: this.svc.params.accessKey, secretAccessKey },
+      credentials: { accessKeyId: this.svc.params.accessKey, secretAccessKey: await this.secret },
       maxAttempts: 1,
-    });
-    return this.client;
+    };
   }
 }
 

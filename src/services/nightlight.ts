@@ -21,11 +21,23 @@ export class NightlightClient extends ServiceClient<Params> {
     return this.svc.exposedUrl(this.node(), 'http');
   }
 
-  /** Prometheus remote-write (snappy protobuf); the status and the bytes sent. */
-  async remoteWrite(samples: Sample[]): Promise<{ status: number; bytes: number; text: string }> {
+  /** Prometheus remote-write (snappy protobuf); the status and the bytes sent. `via`: another base URL (the gateway's route). */
+  async remoteWrite(samples: Sample[], via?: string): Promise<{ status: number; bytes: number; text: string }> {
     const body = remoteWriteBody(samples);
-    const r = await http('POST', `${await this.url()}${this.svc.params.remoteWritePath}`, { raw: body, headers: REMOTE_WRITE_HEADERS });
+    const r = await http('POST', `${via ?? (await this.url())}${this.svc.params.remoteWritePath}`, {
+      raw: body,
+      headers: REMOTE_WRITE_HEADERS,
+    });
     return { status: r.status, bytes: body.length, text: r.text };
+  }
+
+  /** The scrape targets nightlight is active on: each one's job and health ("up", "down", "unknown"). */
+  async scrapeTargets(via?: string): Promise<{ job: string; health: string; lastError: string }[]> {
+    const r = await http('GET', `${via ?? (await this.url())}/api/v1/targets?state=active`);
+    const t = (r.json as { data?: { activeTargets?: { labels: { job: string }; health: string; lastError: string }[] } } | undefined)?.data
+      ?.activeTargets;
+    if (!t) throw new CheckFailed(`nightlight's targets: ${r.status} ${r.text.slice(0, 200)}`);
+    return t.map((x) => ({ job: x.labels.job, health: x.health, lastError: x.lastError }));
   }
 
   /** An instant query's first value, or a CheckFailed saying what came back; `via`: another base URL (the gateway's route). */

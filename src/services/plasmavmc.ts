@@ -31,6 +31,20 @@ export interface Worker {
   agentPort: number;
 }
 
+/** Each object's size and sha256, as plasmavmc read it at import (absent for file:// images). */
+export interface ImageDigest {
+  sha256: string;
+  bytes: number;
+}
+
+export interface Image {
+  id: string;
+  name: string;
+  kernel: string;
+  initrd: string;
+  digests: { kernel?: ImageDigest; initrd?: ImageDigest };
+}
+
 export interface Nic {
   port: string;
   network: string;
@@ -93,8 +107,13 @@ export class PlasmavmcClient extends ControlApiClient<Params> {
     return (await this.api.ok<{ workers: Worker[] }>(who, 'GET', '/v1/workers')).workers;
   }
 
-  async importImage(who: TenantToken, name: string, image: VmImage): Promise<{ id: string }> {
+  /** file:/// URLs on the workers, or http:// URLs of objects (plasmavmc records each object's digest). */
+  async importImage(who: TenantToken, name: string, image: { kernel: string; initrd: string }): Promise<Image> {
     return this.api.ok(who, 'POST', '/v1/images', { name, ...image });
+  }
+
+  async images(who: TenantToken): Promise<Image[]> {
+    return (await this.api.ok<{ images: Image[] }>(who, 'GET', '/v1/images')).images;
   }
 
   async createVm(

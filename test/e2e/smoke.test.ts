@@ -1,9 +1,10 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RunResult } from '../../src/core/result.js';
 import type { FaultEntry } from '../../src/faults/fault.js';
+import { matrix } from '../../src/lanes/matrix.js';
 import { smoke } from '../../src/lanes/smoke.js';
 import { BIN, cli, REPO } from '../helpers/cli.js';
 import { processesMentioning, waitFor } from '../helpers/procs.js';
@@ -19,6 +20,7 @@ const env = { PHOTON_VM_DIR: path.join(E2E, 'state'), PHOTON_CLUSTER_VDE_SWITCH_
 /** CLI children get SIGTERM (and unwind what they started) before their test times out. */
 const run = (args: string[], timeout = 2_300_000) => cli(['--json', ...args], { env, timeout });
 const SMOKE_STEPS = smoke.steps.map((s) => s.name);
+const MATRIX_STEPS = matrix.steps.map((s) => s.name);
 
 /** The run's own record, from the dir its --json output names. */
 function ownRun(stdout: string) {
@@ -66,7 +68,6 @@ describe('smoke lane (six real guests)', () => {
       'workload-api.json',
       'fiberlb-drain-summary.json',
       'storage-api.json',
-      'service-translation.json',
       'worker-virtualization.json',
       'vm-network-binding.json',
     ])
@@ -169,6 +170,61 @@ describe('smoke lane (six real guests)', () => {
     expect(r.exitCode, why(r, result)).toBe(0);
     expect(result.steps.every((s) => s.status === 'passed' || s.name === 'fault-injection')).toBe(true);
   }, 1_000_000);
+
+  it('fresh-matrix --keep restores the cluster and goes green: every composed scenario, with its named artifacts', async () => {
+    const r = await run(['fresh-matrix', '--keep'], 1_500_000);
+    const { dir, result } = ownRun(r.stdout);
+    expect(r.exitCode, why(r, result)).toBe(0);
+    expect(result.boot?.mode).toBe('snapshot');
+    expect(result.steps.filter((s) => MATRIX_STEPS.includes(s.name)).map((s) => `${s.name}:${s.status}`)).toEqual(
+      MATRIX_STEPS.map((s) => `${s}:passed`),
+    );
+    for (const f of [
+      'object-image.json',
+      'worker-virtualization.json',
+      'network-provider/fiberlb-drain-summary.txt',
+      'network-provider/flashdns-service-authoritative-answer.txt',
+      'kubernetes-bundle.json',
+      'gateway-metered-usage.json',
+    ])
+      expect(statSync(path.join(dir, f)).size, f).toBeGreaterThan(0);
+    expect(readFileSync(path.join(dir, 'network-provider/flashdns-service-authoritative-answer.txt'), 'utf8')).toMatch(/flags: qr aa/);
+    expect(readFileSync(path.join(dir, 'network-provider/fiberlb-drain-summary.txt'), 'utf8')).toMatch(/^duringDrain v[0-9a-f]+ 8$/m);
+  }, 1_600_000);
+
+  const matrixControls: [string, string, RegExp][] = [
+    [
+      'image-object-replaced',
+      'vm-from-object-image',
+      /image i[0-9a-f]+: the initrd from http:\/\/\S+\/inner-guest\/initrd is \d+ bytes with sha256 [0-9a-f]{64}, but was imported as \d+ bytes .*: the object changed after the import/,
+    ],
+    [
+      'drain-ignored',
+      'dns-balanced-vms',
+      /(still reached the drained backend v[0-9a-f]+|fiberlb's API holds v[0-9a-f]+ in drain, but haproxy runs it UP)/,
+    ],
+    [
+      'flashdns-api-down',
+      'kubernetes-bundle',
+      /refused POST \/api\/v1\/namespaces\/translate\/services .*: 503 flashdns at http:\/\/\S+ did not answer .*ECONNREFUSED/,
+    ],
+    [
+      'creditservice-unscraped',
+      'gateway-metered-usage',
+      /cause: nightlight scrapes no creditservice target \(active jobs: nightlight up\)/,
+    ],
+  ];
+  for (const [inject, step, cause] of matrixControls) {
+    it(`matrix --inject ${inject} turns ${step} red and names the cause, then heals`, async () => {
+      const r = await run(['matrix', '--inject', inject, '--only', step], 840_000);
+      const { result, faults } = ownRun(r.stdout);
+      expect(r.exitCode, why(r, result)).toBe(1);
+      const failed = result.steps.find((s) => s.status === 'failed');
+      expect(failed?.name).toBe(step);
+      expect(failed?.error).toMatch(cause);
+      expect(faults).toEqual([expect.objectContaining({ heal: 'healed' })]);
+    }, 900_000);
+  }
 
   it('after the lane deleted its VMs, no worker has a VM unit or a tap left (as `ultracloud ssh` shows them)', async () => {
     for (const node of ['node04', 'node05']) {

@@ -65,6 +65,13 @@ describe('creditservice (real etcd, lab iam)', () => {
     expect(no.body.reasons).toEqual([expect.stringMatching(/^quota: /), expect.stringMatching(/^funds: costs 16, the wallet holds 15/)]);
   });
 
+  it('shows every account as Prometheus gauges (what nightlight scrapes)', async () => {
+    const text = await (await fetch(`${apis.creditservice}/metrics`)).text();
+    expect(text).toContain('# TYPE creditservice_wallet_balance gauge\ncreditservice_wallet_balance{tenant="acme"} 15\n');
+    expect(text).toContain('creditservice_quota_reserved{tenant="acme"} 0\n');
+    expect(text).toContain('creditservice_quota_limit{tenant="acme"} 100\n');
+  });
+
   it('refuses bad input naming the field, and a change without a token; nothing changes', async () => {
     const before = (await credit('GET', '/v1/quotas/acme')).body;
     const cases: [string, string, unknown, number, RegExp][] = [

@@ -217,10 +217,10 @@ describe('prismnet, coronafs and plasmavmc control APIs (real etcd, lab iam)', (
       /^vcpus must be an integer from 1 to 4, got 64/,
     ],
     [
-      'an image from a URL that is not file://',
-      () => vmc(a, 'POST', '/v1/images', { name: 'x', kernel: 'http://evil/k', initrd: 'file:///i' }),
+      'an image from a URL that is neither file:// nor http://',
+      () => vmc(a, 'POST', '/v1/images', { name: 'x', kernel: 'https://evil/k', initrd: 'file:///i' }),
       400,
-      /^kernel must be a file:\/\/\/ URL/,
+      /^kernel must be a file:\/\/\/ URL on the workers, or an http:\/\/ URL of an object/,
     ],
     [
       'a migration to the worker the VM is on',

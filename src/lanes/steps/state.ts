@@ -5,6 +5,8 @@ import type { TenantToken } from '../../services/tenant-api.js';
 
 /** What one run of a lane writes, so later steps can find it (typed lane state, not closures). */
 export interface RunState {
+  /** The lane running: its tenants and the names of what it makes carry it. */
+  lane: string;
   /** Unique per run: keys, tenants and metric labels carry it, so runs never read each other's data. */
   runId: string;
   /** Set by replicated-state: the row external-entrypoints reads back through the gateway. */
@@ -15,6 +17,6 @@ export interface RunState {
   hosted?: { tenant: TenantToken; other: TenantToken; image: string; network: Network; vms: Vm[] };
 }
 
-export function newRunState(): RunState {
-  return { runId: `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}` };
+export function newRunState(lane: string): RunState {
+  return { lane, runId: `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}` };
 }

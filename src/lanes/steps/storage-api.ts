@@ -26,7 +26,7 @@ const KEY = 'state.json';
 const VERSIONS = 3;
 
 /** What an S3 error says: its code, HTTP status and message (SlowDown is Swift's 503). */
-function s3Error(e: unknown): string {
+export function s3Error(e: unknown): string {
   const x = e as { name?: string; $metadata?: { httpStatusCode?: number } };
   return `${x.name ?? 'Error'} (HTTP ${x.$metadata?.httpStatusCode ?? '?'}): ${errorMessage(e)}`;
 }
@@ -36,7 +36,7 @@ function s3Error(e: unknown): string {
  * Oldest first: deleting the current version while older ones exist makes Swift 2.30's s3api
  * restore the previous one with a PUT that waits for a body the DELETE never sent (60 s, then 499).
  */
-async function removeBucket(s3: S3Client, bucket: string): Promise<void> {
+export async function removeBucket(s3: S3Client, bucket: string): Promise<void> {
   const listed = await s3.send(new ListObjectVersionsCommand({ Bucket: bucket }));
   for (const v of [...(listed.DeleteMarkers ?? []), ...(listed.Versions ?? []).reverse()])
     await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: v.Key, VersionId: v.VersionId }));

@@ -23,7 +23,7 @@ export const workerVirtualization: Step<Env> = {
   needs: ['service-health'],
   run: async (ctx, step) => {
     const { iam, plasmavmc, prismnet, coronafs } = ctx.services;
-    const tenants = await laneTenants(iam, 'smoke');
+    const tenants = await laneTenants(iam, ctx.state.lane);
     const left = [
       ...(await sweepTenant(tenants.a, plasmavmc, prismnet, coronafs)),
       ...(await sweepTenant(tenants.b, plasmavmc, prismnet, coronafs)),
@@ -31,7 +31,11 @@ export const workerVirtualization: Step<Env> = {
     if (left.length) step.log.warn(`removed what an earlier run left behind: ${left.join(', ')}`);
     const a = tenants.a;
     const image = await plasmavmc.importImage(a, 'inner-guest', ctx.state.vmImage ?? plasmavmc.params.image);
-    const network = await prismnet.addRoute(a, (await prismnet.createNetwork(a, `smoke-${ctx.state.runId}`, SMOKE_CIDR)).id, SMOKE_ROUTE);
+    const network = await prismnet.addRoute(
+      a,
+      (await prismnet.createNetwork(a, `${ctx.state.lane}-${ctx.state.runId}`, SMOKE_CIDR)).id,
+      SMOKE_ROUTE,
+    );
     const vms: Vm[] = [];
     ctx.state.hosted = { tenant: a, other: tenants.b, image: image.id, network, vms }; // the lane's teardown removes them if a step fails
     // Both export kinds: the first VM's volume from a controller, the others' from their own worker.
@@ -44,7 +48,7 @@ export const workerVirtualization: Step<Env> = {
       });
       vms.push(
         await plasmavmc.createVm(a, {
-          name: `smoke-${worker.name}`,
+          name: `${ctx.state.lane}-${worker.name}`,
           image: image.id,
           worker: worker.name,
           ports: [port.id],

@@ -36,6 +36,11 @@ scrape_configs:
   - job_name: nightlight
     static_configs:
       - targets: ['127.0.0.1:9090']
+  # creditservice's accounts as gauges: a tenant's wallet and reservations become metrics here.
+  - job_name: creditservice
+    scrape_interval: 5s
+    static_configs:
+      - targets: ['127.0.0.1:8090']
 EOT
 iam=""; for n in $cps; do iam="$iam${iam:+ }http://$(ip_of "$n"):8080"; done
 cf=""; for n in $cps; do cf="$cf${cf:+ }http://$(ip_of "$n"):2379"; done

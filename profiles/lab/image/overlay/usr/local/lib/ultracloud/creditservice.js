@@ -52,8 +52,23 @@ async function settle(id, how, by) {
   return { reservation: settled, account: view(acct) };
 }
 
+/** Every account as Prometheus gauges, which nightlight scrapes: a tenant's spending is a metric there. */
+async function metrics() {
+  const accounts = (await cf.list(`${K}/accounts/`, { serializable: true })).map((x) => x.value);
+  const gauges = { creditservice_wallet_balance: 'balance', creditservice_quota_reserved: 'reserved', creditservice_quota_limit: 'quota' };
+  const lines = [];
+  for (const [metric, f] of Object.entries(gauges)) {
+    lines.push(`# TYPE ${metric} gauge`);
+    for (const a of accounts) lines.push(`${metric}{tenant="${a.tenant}"} ${a[f]}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
 serve('creditservice', PORT, {
   'GET /health': async () => [200, { status: 'ok', service: 'creditservice', iam: IAM }],
+  'GET /metrics': async (_r, _p, _b, _u, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' }).end(await metrics());
+  },
   'GET /v1/quotas/:tenant': async (_r, p) => [200, view(await account(tenantOf(p.tenant)))],
   'PUT /v1/quotas/:tenant': guarded(async (_r, p, body) => {
     const quota = field(body, 'quota', (v) => Number.isInteger(v) && v >= 0 && v <= 1e9, 'a whole number from 0 to 1e9');

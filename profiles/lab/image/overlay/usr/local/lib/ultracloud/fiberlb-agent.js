@@ -49,8 +49,30 @@ function render(lbs, pools, backends) {
   return `${out.join('\n')}\n`;
 }
 
+/**
+ * prismnet service IPs are reachable from the edge, so a pool can balance over tenant services:
+ * a route to each via its network's DHCP worker, which DNATs it to the backends and SNATs the
+ * replies back through itself. The routes carry a protocol number of their own; stale ones go.
+ * (Lab limit: two tenants' service IPs at one address share the first one's route.)
+ */
+const PRISMNET = '/ultracloud/prismnet';
+const ROUTE_PROTO = '252';
+async function routeServiceIps() {
+  const [sips, nets, agents] = await Promise.all(['service-ips', 'networks', 'agents'].map((k) => cf.list(`${PRISMNET}/${k}/`).then((l) => l.map((x) => x.value))));
+  const agentIp = new Map(agents.map((a) => [a.node, a.ip]));
+  const want = new Map();
+  for (const sip of sips) {
+    const via = agentIp.get(nets.find((n) => n.id === sip.network)?.dhcpWorker);
+    if (via && !want.has(sip.ip)) want.set(sip.ip, via);
+  }
+  const have = JSON.parse(await run('ip', ['-j', '-4', 'route', 'show', 'proto', ROUTE_PROTO]));
+  for (const r of have) if (want.get(r.dst) !== r.gateway) await run('ip', ['route', 'del', `${r.dst}/32`, 'proto', ROUTE_PROTO]);
+  for (const [ip, via] of want) if (!have.some((r) => r.dst === ip && r.gateway === via)) await run('ip', ['route', 'replace', `${ip}/32`, 'via', via, 'proto', ROUTE_PROTO]);
+}
+
 let applied = null;
 async function reconcile() {
+  await routeServiceIps();
   const [lbs, pools, backends] = await Promise.all(['loadbalancers', 'pools', 'backends'].map((k) => cf.list(`${K}/${k}/`).then((l) => l.map((x) => x.value))));
   const text = render(lbs, pools, backends);
   fs.mkdirSync(DIR, { recursive: true });
@@ -80,7 +102,7 @@ async function reconcile() {
 function start() {
   cf.register(`${K}/agent`, { node: process.env.NODE_NAME, ip: process.env.CLUSTER_IP }, 15);
   const trigger = reconciler('fiberlb-agent', reconcile);
-  cf.watch([`${K}/loadbalancers/`, `${K}/pools/`, `${K}/backends/`], trigger);
+  cf.watch([`${K}/loadbalancers/`, `${K}/pools/`, `${K}/backends/`, `${PRISMNET}/service-ips/`, `${PRISMNET}/networks/`], trigger);
 }
 
 module.exports = { start, render, SELF_PORT };

@@ -11,6 +11,7 @@ const { serve, fail, sleep } = require('./http-json.js');
 const { qmpSession } = require('./qmp.js');
 const { chainfire, reconciler } = require('./chainfire.js');
 const { run, units } = require('./host-cmd.js');
+const { isHttpUrl, fetchVerified } = require('./object-image.js');
 
 const NODE = process.env.NODE_NAME;
 const IP = process.env.CLUSTER_IP;
@@ -57,14 +58,21 @@ const unitOf = (id) => `plasmavmc-vm@${id}.service`;
 const vmDir = (id) => path.join(VAR, 'vms', id);
 const fromFileUrl = (u) => decodeURIComponent(new URL(u).pathname);
 
-/** The image's kernel and initrd, copied once into this worker's image store. */
-function importImage(image) {
+/**
+ * The image's kernel and initrd, copied (file://) or fetched and verified against the digests
+ * recorded at import (an object in lightningstor) once into this worker's image store.
+ */
+async function importImage(image) {
   const dir = path.join(VAR, 'images', image.id);
-  const files = { vmlinuz: image.kernel, 'initrd.img': image.initrd };
+  const files = { vmlinuz: ['kernel', image.kernel], 'initrd.img': ['initrd', image.initrd] };
   fs.mkdirSync(dir, { recursive: true });
-  for (const [name, url] of Object.entries(files)) {
+  for (const [name, [what, url]] of Object.entries(files)) {
     const dst = path.join(dir, name);
     if (fs.existsSync(dst)) continue;
+    if (isHttpUrl(url)) {
+      await fetchVerified(url, dst, image.digests[what], `image ${image.id}: the ${what}`);
+      continue;
+    }
     const src = fromFileUrl(url);
     if (!fs.existsSync(src)) throw new Error(`image ${image.id}: ${url} does not exist on ${NODE}`);
     fs.copyFileSync(src, `${dst}.part`);
@@ -127,7 +135,7 @@ async function unreachableDisks(vm) {
 
 /** Start the VM's unit: a fresh boot, or (incomingPort) a QEMU waiting for a live migration. */
 async function startVm(vm, accel, incomingPort) {
-  const img = importImage(vm.image);
+  const img = await importImage(vm.image);
   fs.mkdirSync(path.join(RUN, vm.id), { recursive: true });
   fs.mkdirSync(vmDir(vm.id), { recursive: true });
   fs.writeFileSync(path.join(RUN, vm.id, 'argv'), `${qemuArgv(vm, accel, img, incomingPort).join('\n')}\n`);

@@ -6,6 +6,7 @@ const { serve, request, sleep, fail, field } = require('./http-json.js');
 const { guarded } = require('./iam-auth.js');
 const { chainfire } = require('./chainfire.js');
 const { isName, newId, ownedIn, uniqueBytes } = require('./tenant-store.js');
+const { isHttpUrl, digestOf } = require('./object-image.js');
 
 const PORT = Number(process.env.PLASMAVMC_PORT || 8100);
 const PRISMNET = process.env.PRISMNET_ENDPOINT || 'http://127.0.0.1:8110';
@@ -16,6 +17,18 @@ const cf = chainfire();
 const K = '/ultracloud/plasmavmc';
 const isInt = (lo, hi) => (v) => Number.isInteger(v) && v >= lo && v <= hi;
 const isFileUrl = (v) => typeof v === 'string' && /^file:\/\/\/[^\0]+$/.test(v);
+const isImageUrl = (v) => isFileUrl(v) || isHttpUrl(v);
+const IMAGE_URL = 'a file:/// URL on the workers, or an http:// URL of an object (a presigned lightningstor GET)';
+
+/** An object's digest, read at import: the workers verify what they fetch against it. A URL that does not answer is the caller's 422. */
+async function digestField(name, url) {
+  if (!isHttpUrl(url)) return undefined;
+  try {
+    return await digestOf(url);
+  } catch (e) {
+    throw fail(422, `${name}: ${e.message}`);
+  }
+}
 
 /** Registered agents; `{ serializable: true }` for /health (no leader round trip for a liveness probe). */
 const workers = async (o) => (await cf.list(`${K}/workers/`, o)).map((x) => x.value);
@@ -62,10 +75,11 @@ serve('plasmavmc', PORT, {
 
   'POST /v1/images': guarded(async (_r, _p, body, _u, { tenant }) => {
     const name = field(body, 'name', isName, 'a lowercase name of up to 32 characters');
-    const kernel = field(body, 'kernel', isFileUrl, 'a file:/// URL (only file:// images can be imported until lightningstor exists)');
-    const initrd = field(body, 'initrd', isFileUrl, 'a file:/// URL');
+    const kernel = field(body, 'kernel', isImageUrl, IMAGE_URL);
+    const initrd = field(body, 'initrd', isImageUrl, IMAGE_URL);
     const cmdline = field(body, 'cmdline', (v) => typeof v === 'string' && v.length < 512 && !/[\n\0]/.test(v), 'one line of kernel arguments', '');
-    const image = { id: newId('i'), tenant, name, kernel, initrd, cmdline, createdAt: new Date().toISOString() };
+    const digests = { kernel: await digestField('kernel', kernel), initrd: await digestField('initrd', initrd) };
+    const image = { id: newId('i'), tenant, name, kernel, initrd, digests, cmdline, createdAt: new Date().toISOString() };
     await cf.put(`${K}/images/${image.id}`, image);
     return [201, image];
   }),
