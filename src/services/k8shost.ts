@@ -85,6 +85,7 @@ export class K8shostClient extends ControlApiClient<z.output<typeof Params>> {
         }
       })();
       await o.during?.().catch((e: unknown) => {
+        reading.catch(() => {}); // the abort ends the read: its rejection is this failure's, not a new one
         abort.abort();
         throw e;
       });
