@@ -3,8 +3,7 @@ import type { LightningstorClient } from '../services/lightningstor.js';
 import type { PlasmavmcClient } from '../services/plasmavmc.js';
 import type { TenantToken } from '../services/tenant-api.js';
 import type { Fault } from './fault.js';
-
-const POLL_MS = 250;
+import { hostWatcher } from './host-watcher.js';
 
 /**
  * Someone overwrites a VM image's object after it was imported: a watcher on the host lists the
@@ -13,35 +12,21 @@ const POLL_MS = 250;
  * plasmavmc recorded. Heal: the watcher stops (the replaced object stays; the next run uploads anew).
  */
 export function imageObjectReplaced(plasmavmc: PlasmavmcClient, lightningstor: LightningstorClient, who: TenantToken): Fault {
-  let timer: NodeJS.Timeout | undefined;
   const replaced = new Set<string>();
-  const replaceNew = async () => {
-    for (const image of await plasmavmc.images(who)) {
-      if (replaced.has(image.id) || !image.initrd.startsWith('http://')) continue;
-      replaced.add(image.id);
-      const [bucket, ...key] = decodeURIComponent(new URL(image.initrd).pathname).slice(1).split('/');
-      await (await lightningstor.s3()).send(
-        new PutObjectCommand({ Bucket: bucket, Key: key.join('/'), Body: Buffer.from(`not the image ${image.id} was imported from\n`) }),
-      );
-    }
-  };
-  const tick = () => {
-    timer = setTimeout(
-      () =>
-        void replaceNew()
-          .catch(() => {})
-          .finally(() => timer && tick()),
-      POLL_MS,
-    );
-  };
-  return {
+  return hostWatcher({
     kind: 'image-object-replaced',
     name: `image-object-replaced: the initrd object of every image tenant ${who.tenant} imports is overwritten`,
     targets: [lightningstor.proxyNode().name],
-    invoke: async () => tick(),
-    heal: async () => {
-      clearTimeout(timer);
-      timer = undefined;
+    everyMs: 250,
+    pass: async () => {
+      for (const image of await plasmavmc.images(who)) {
+        if (replaced.has(image.id) || !image.initrd.startsWith('http://')) continue;
+        replaced.add(image.id);
+        const [bucket, ...key] = decodeURIComponent(new URL(image.initrd).pathname).slice(1).split('/');
+        await (await lightningstor.s3()).send(
+          new PutObjectCommand({ Bucket: bucket, Key: key.join('/'), Body: Buffer.from(`not the image ${image.id} was imported from\n`) }),
+        );
+      }
     },
-  };
+  });
 }

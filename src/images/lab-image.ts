@@ -297,9 +297,9 @@ async function buildInnerGuest(rootfs: string): Promise<void> {
     init: path.join(dir, 'init'),
     modules,
     load: await moduleLoadOrder(INNER_GUEST_MODULES, modules),
-    files: { 'etc/udhcpc.sh': await fs.readFile(path.join(dir, 'udhcpc.sh')) },
+    files: { 'etc/udhcpc.sh': await fs.readFile(path.join(dir, 'udhcpc.sh')), 'bin/webapp': await fs.readFile(path.join(dir, 'webapp')) },
   });
-  await execa('chmod', ['755', path.join(tree, 'etc/udhcpc.sh')]);
+  await execa('chmod', ['755', path.join(tree, 'etc/udhcpc.sh'), path.join(tree, 'bin/webapp')]);
   await packInitramfs(tree, path.join(dir, 'initrd.img'));
   await fs.rm(tree, { recursive: true, force: true });
   await fs.copyFile(path.join(rootfs, 'boot', kernel), path.join(dir, 'vmlinuz'));

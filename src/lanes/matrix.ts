@@ -2,34 +2,32 @@ import { drainIgnored } from '../faults/drain-ignored.js';
 import { imageObjectReplaced } from '../faults/image-object-replaced.js';
 import { scrapeJobRemoved } from '../faults/scrape-job-removed.js';
 import { unitStopped } from '../faults/units.js';
+import { LIGHTNINGSTOR } from '../services/lightningstor.js';
 import { type ClusterEnv, clusterLane } from './lane.js';
 import { dnsBalancedVms } from './steps/dns-balanced-vms.js';
 import { gatewayMeteredUsage } from './steps/gateway-metered-usage.js';
 import { kubernetesBundle } from './steps/kubernetes-bundle.js';
 import { readiness } from './steps/readiness.js';
 import { newRunState, type RunState } from './steps/state.js';
-import { laneTenants } from './steps/tenants.js';
-import { sweepVmLane, vmFromObjectImage } from './steps/vm-from-object-image.js';
+import { laneTenants, sweepLane } from './steps/tenants.js';
+import { imageBuckets, vmFromObjectImage } from './steps/vm-from-object-image.js';
 
-type MatrixCtx = ClusterEnv<
-  | 'iam'
-  | 'apigateway'
-  | 'nightlight'
-  | 'creditservice'
-  | 'plasmavmc'
-  | 'plasmavmc-agent'
-  | 'prismnet'
-  | 'coronafs'
-  | 'k8shost'
-  | 'flashdns'
-  | 'fiberlb'
-  | 'lightningstor'
-  | 'lightningstor-object'
-  | 'lightningstor-container'
-  | 'lightningstor-account'
-> & {
-  state: RunState;
-};
+const SERVICES = [
+  'iam',
+  'apigateway',
+  'nightlight',
+  'creditservice',
+  'plasmavmc',
+  'plasmavmc-agent',
+  'prismnet',
+  'coronafs',
+  'k8shost',
+  'flashdns',
+  'fiberlb',
+  ...LIGHTNINGSTOR,
+] as const;
+
+type MatrixCtx = ClusterEnv<(typeof SERVICES)[number]> & { state: RunState };
 
 /**
  * The matrix lane: the services composed as a tenant uses them together, one scenario per step,
@@ -40,23 +38,7 @@ export const matrix = clusterLane<MatrixCtx>()({
   description:
     'composed scenarios: VMs booted from an image kept in lightningstor (plasmavmc + prismnet + coronafs + lightningstor), those VMs behind a fiberlb balancer with a flashdns name (prismnet + flashdns + fiberlb), the Kubernetes-style bundle (k8shost into prismnet, fiberlb, flashdns), metered usage through apigateway (iam, creditservice, nightlight)',
   kind: 'cluster',
-  services: [
-    'iam',
-    'apigateway',
-    'nightlight',
-    'creditservice',
-    'plasmavmc',
-    'plasmavmc-agent',
-    'prismnet',
-    'coronafs',
-    'k8shost',
-    'flashdns',
-    'fiberlb',
-    'lightningstor',
-    'lightningstor-object',
-    'lightningstor-container',
-    'lightningstor-account',
-  ],
+  services: SERVICES,
   context: (env) => ({ ...env, state: newRunState('matrix') }),
   steps: [readiness, vmFromObjectImage, dnsBalancedVms, kubernetesBundle, gatewayMeteredUsage],
   controls: {
@@ -83,5 +65,5 @@ export const matrix = clusterLane<MatrixCtx>()({
     },
   },
   /** The lane's VMs, volumes, ports and networks, and its image buckets, are removed whatever happened. */
-  teardown: ({ state, services }) => sweepVmLane(state.lane, services),
+  teardown: ({ state, services }) => sweepLane(state.lane, services, imageBuckets(state.lane)),
 });

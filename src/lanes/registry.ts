@@ -1,4 +1,5 @@
 import { baremetalIso } from './baremetal-iso.js';
+import { demoVmWebapp } from './demo-vm-webapp.js';
 import { hardwareCapture, hardwarePreflight, hardwareRun } from './hardware-smoke.js';
 import type { AnyLane } from './lane.js';
 import { matrix } from './matrix.js';
@@ -10,6 +11,7 @@ export const LANES: readonly AnyLane[] = [
   smoke,
   matrix,
   providerVmRealityProof,
+  demoVmWebapp,
   baremetalIso,
   hardwarePreflight,
   hardwareRun,

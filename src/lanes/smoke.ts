@@ -6,6 +6,7 @@ import { pick } from '../faults/targets.js';
 import { unitMasked, unitStopped } from '../faults/units.js';
 import { silentVmImage } from '../faults/vm-image.js';
 import { vxlanPeerRemoved } from '../faults/vxlan-peer.js';
+import { LIGHTNINGSTOR } from '../services/lightningstor.js';
 import { type ClusterEnv, clusterLane } from './lane.js';
 import { controlPlaneFormation } from './steps/control-plane-formation.js';
 import { dnsRecords } from './steps/dns-records.js';
@@ -24,30 +25,27 @@ import { vmNetworkBinding } from './steps/vm-network-binding.js';
 import { workerVirtualization } from './steps/worker-virtualization.js';
 import { workloadApi } from './steps/workload-api.js';
 
-type SmokeCtx = ClusterEnv<
-  | 'chainfire'
-  | 'flaredb'
-  | 'flaredb-http'
-  | 'iam'
-  | 'apigateway'
-  | 'nightlight'
-  | 'creditservice'
-  | 'plasmavmc'
-  | 'plasmavmc-agent'
-  | 'prismnet'
-  | 'prismnet-agent'
-  | 'coronafs'
-  | 'coronafs-agent'
-  | 'k8shost'
-  | 'flashdns'
-  | 'fiberlb'
-  | 'lightningstor'
-  | 'lightningstor-object'
-  | 'lightningstor-container'
-  | 'lightningstor-account'
-> & {
-  state: RunState;
-};
+const SERVICES = [
+  'chainfire',
+  'flaredb',
+  'flaredb-http',
+  'iam',
+  'apigateway',
+  'nightlight',
+  'creditservice',
+  'plasmavmc',
+  'plasmavmc-agent',
+  'prismnet',
+  'prismnet-agent',
+  'coronafs',
+  'coronafs-agent',
+  'k8shost',
+  'flashdns',
+  'fiberlb',
+  ...LIGHTNINGSTOR,
+] as const;
+
+type SmokeCtx = ClusterEnv<(typeof SERVICES)[number]> & { state: RunState };
 
 /**
  * The smoke lane: the cluster formed, answers on every surface, replicates, authenticates, hosts
@@ -58,28 +56,7 @@ export const smoke = clusterLane<SmokeCtx>()({
   description:
     'readiness, control-plane formation, protocol surfaces, replication, iam tokens, external entrypoints, authoritative DNS, S3 object versions, pod API watches, load balancing with a drain, VM hosting on the workers, a leader power cut',
   kind: 'cluster',
-  services: [
-    'chainfire',
-    'flaredb',
-    'flaredb-http',
-    'iam',
-    'apigateway',
-    'nightlight',
-    'creditservice',
-    'plasmavmc',
-    'plasmavmc-agent',
-    'prismnet',
-    'prismnet-agent',
-    'coronafs',
-    'coronafs-agent',
-    'k8shost',
-    'flashdns',
-    'fiberlb',
-    'lightningstor',
-    'lightningstor-object',
-    'lightningstor-container',
-    'lightningstor-account',
-  ],
+  services: SERVICES,
   context: (env) => ({ ...env, state: newRunState('smoke') }),
   steps: [
     readiness,

@@ -24,7 +24,11 @@ export class CoronafsClient extends ControlApiClient<z.output<typeof Params>> {
     return this.healthOf(node);
   }
 
-  createVolume(who: TenantToken, spec: { name: string; sizeMiB: number; kind: 'controller' | 'local'; node?: string }): Promise<Volume> {
+  /** `seed`: base64 of up to 4 KiB the new volume starts with (a guest's config). */
+  createVolume(
+    who: TenantToken,
+    spec: { name: string; sizeMiB: number; kind: 'controller' | 'local'; node?: string; seed?: string },
+  ): Promise<Volume> {
     return this.api.ok(who, 'POST', '/v1/volumes', spec);
   }
 

@@ -1,4 +1,4 @@
-import { GetObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { z } from 'zod';
 import type { Node } from '../cluster/node.js';
@@ -50,8 +50,17 @@ export class LightningstorClient extends ServiceClient<Params> {
    * SigV4 signs the host), e.g. for plasmavmc to import an image from. Signing is offline.
    */
   async presignedGet(bucket: string, key: string, expiresInS = 3600): Promise<string> {
+    return getSignedUrl(await this.inClusterClient(), new GetObjectCommand({ Bucket: bucket, Key: key }), { expiresIn: expiresInS });
+  }
+
+  /** A presigned PUT of one key, as the cluster's nodes (and guests with egress) reach the proxy: each use writes a new version. */
+  async presignedPut(bucket: string, key: string, expiresInS = 3600): Promise<string> {
+    return getSignedUrl(await this.inClusterClient(), new PutObjectCommand({ Bucket: bucket, Key: key }), { expiresIn: expiresInS });
+  }
+
+  private async inClusterClient(): Promise<S3Client> {
     this.inCluster ??= new S3Client(await this.config(`http://${this.proxyNode().spec.ip}:${this.svc.port('s3')}`));
-    return getSignedUrl(this.inCluster, new GetObjectCommand({ Bucket: bucket, Key: key }), { expiresIn: expiresInS });
+    return this.inCluster;
   }
 
   private async config(endpoint: string): Promise<S3ClientConfig> {
@@ -84,3 +93,6 @@ const storageServer = (name: string, description: string) =>
 export const lightningstorObject = storageServer('lightningstor-object', "lightningstor's Swift object servers (workers)");
 export const lightningstorContainer = storageServer('lightningstor-container', "lightningstor's Swift container servers");
 export const lightningstorAccount = storageServer('lightningstor-account', "lightningstor's Swift account servers");
+
+/** lightningstor's services: the S3 proxy and its storage servers (all deferred: they start after boot). */
+export const LIGHTNINGSTOR = ['lightningstor', 'lightningstor-object', 'lightningstor-container', 'lightningstor-account'] as const;

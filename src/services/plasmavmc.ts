@@ -131,6 +131,11 @@ export class PlasmavmcClient extends ControlApiClient<Params> {
     return (await this.api.ok<{ vms: Vm[] }>(who, 'GET', '/v1/vms')).vms;
   }
 
+  /** A fresh boot of the VM on its worker (a new generation): its volumes and ports stay. */
+  async restart(who: TenantToken, id: string): Promise<Vm> {
+    return this.api.ok(who, 'POST', `/v1/vms/${id}/restart`);
+  }
+
   /** Live migration to another worker (the API waits for the outcome); the VM keeps its id, ports and volumes. */
   async migrate(who: TenantToken, id: string, worker: string): Promise<Vm & { migrated: MigrationSummary }> {
     return this.api.ok(who, 'POST', `/v1/vms/${id}/migrate`, { worker }, 240_000);

@@ -82,8 +82,9 @@ export class PrismnetClient extends ControlApiClient<Params> {
     return (await this.api.ok<{ agents: { node: string; ip: string }[] }>(who, 'GET', '/v1/agents')).agents;
   }
 
-  createNetwork(who: TenantToken, name: string, cidr: string): Promise<Network> {
-    return this.api.ok(who, 'POST', '/v1/networks', { name, cidr });
+  /** `egress`: its guests reach the cluster network through the DHCP worker (masqueraded). */
+  createNetwork(who: TenantToken, name: string, cidr: string, o: { egress?: boolean } = {}): Promise<Network> {
+    return this.api.ok(who, 'POST', '/v1/networks', { name, cidr, ...o });
   }
 
   addRoute(who: TenantToken, network: string, route: Route): Promise<Network> {
@@ -171,6 +172,17 @@ export class PrismnetClient extends ControlApiClient<Params> {
   }
 
   /** Every tap a prismnet agent made on the node, on any network (none may outlive its binding). */
+  /** What the network's DHCP worker does for its egress: forwarding on, and its masquerade rule; one line naming both. */
+  async egressState(node: Node, net: Network): Promise<string> {
+    const forward = (await node.exec(['sysctl', '-n', 'net.ipv4.ip_forward'])).stdout.trim();
+    const table = await node.exec(['nft', 'list', 'table', 'ip', 'prismnet_svc']);
+    const masq = table.stdout
+      .split('\n')
+      .find((l) => l.includes(`pnb${net.vni}`) && l.includes('masquerade'))
+      ?.trim();
+    return `egress of ${net.id} on ${node}: ip_forward=${forward || '?'}, masquerade: ${masq ?? (table.code ? 'no prismnet_svc table' : 'no rule for its bridge')}`;
+  }
+
   async tapsOn(node: Node): Promise<string[]> {
     const links = JSON.parse(await node.succeed(['ip', '-j', 'link', 'show'])) as { ifname: string }[];
     return links.map((l) => l.ifname).filter((n) => n.startsWith('pnt'));

@@ -82,6 +82,18 @@ describe('prismnet, coronafs and plasmavmc control APIs (real etcd, lab iam)', (
     expect((await net(a, 'GET', `/v1/ports/${port.id}`)).body.binding).toMatchObject({ worker: 'node04', vm: vm.id });
   });
 
+  it('a network with egress says so; a volume keeps the seed it starts with', async () => {
+    const out = await net(a, 'POST', '/v1/networks', { name: 'out', cidr: '10.250.0.0/24', egress: true });
+    expect(out.body).toMatchObject({ egress: true });
+    expect((await net(a, 'GET', `/v1/networks/${out.body.id}`)).body.egress).toBe(true);
+    expect(network.egress).toBe(false);
+    const seed = Buffer.from('webapp=1\n').toString('base64');
+    const v = await vol(a, 'POST', '/v1/volumes', { name: 'seeded', sizeMiB: 1, seed });
+    expect(v.body).toMatchObject({ seed });
+    await vol(a, 'DELETE', `/v1/volumes/${v.body.id}`);
+    await net(a, 'DELETE', `/v1/networks/${out.body.id}`);
+  });
+
   it('a network takes static routes for its guests (served as DHCP option 121) and drops one by destination', async () => {
     const add = (destination: string) => net(a, 'POST', `/v1/networks/${network.id}/routes`, { destination, nextHop: '10.240.0.20' });
     expect((await add('192.0.2.0/24')).status).toBe(201);
@@ -98,6 +110,24 @@ describe('prismnet, coronafs and plasmavmc control APIs (real etcd, lab iam)', (
 
   const route = (body: Obj) => net(a, 'POST', `/v1/networks/${network.id}/routes`, body);
   const refusals: [string, () => Promise<{ status: number; body: Obj }>, number, RegExp][] = [
+    [
+      'a network whose egress is not a boolean',
+      () => net(a, 'POST', '/v1/networks', { name: 'out', cidr: '10.250.0.0/24', egress: 'yes' }),
+      400,
+      /^egress must be true \(its guests reach the cluster network/,
+    ],
+    [
+      'a volume seed that is not base64',
+      () => vol(a, 'POST', '/v1/volumes', { name: 'seeded', sizeMiB: 1, seed: 'not base64!' }),
+      400,
+      /^seed must be base64 of at most 4096 bytes/,
+    ],
+    [
+      'a volume seed over 4 KiB',
+      () => vol(a, 'POST', '/v1/volumes', { name: 'seeded', sizeMiB: 1, seed: Buffer.alloc(4097).toString('base64') }),
+      400,
+      /^seed must be base64 of at most 4096 bytes/,
+    ],
     [
       'a route to something that is not a CIDR',
       () => route({ destination: '192.0.2.1', nextHop: '10.240.0.20' }),

@@ -15,6 +15,8 @@ export interface RunState {
   vmImage?: VmImage;
   /** Set by worker-virtualization: the tenant's network and its VM on each worker, which vm-network-binding goes on with. */
   hosted?: { tenant: TenantToken; other: TenantToken; image: string; network: Network; vms: Vm[] };
+  /** Set by webapp-vm: where the demo web app keeps its counter and snapshots, and what it should show. */
+  webapp?: { counterKey: string; bucket: string; visits: number; boot: string };
 }
 
 export function newRunState(lane: string): RunState {

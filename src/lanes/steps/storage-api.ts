@@ -14,12 +14,12 @@ import {
 } from '@aws-sdk/client-s3';
 import { CheckFailed, errorMessage } from '../../core/errors.js';
 import { unitStopped } from '../../faults/units.js';
+import type { ServiceClients } from '../../services/index.js';
+import { LIGHTNINGSTOR } from '../../services/lightningstor.js';
 import type { ClusterEnv, Step } from '../lane.js';
 import type { RunState } from './state.js';
 
-type Env = ClusterEnv<'lightningstor' | 'lightningstor-object' | 'lightningstor-container' | 'lightningstor-account'> & {
-  state: RunState;
-};
+type Env = ClusterEnv<(typeof LIGHTNINGSTOR)[number]> & { state: RunState };
 
 const BUCKET_PREFIX = 'smoke-';
 const KEY = 'state.json';
@@ -41,6 +41,16 @@ export async function removeBucket(s3: S3Client, bucket: string): Promise<void> 
   for (const v of [...(listed.DeleteMarkers ?? []), ...(listed.Versions ?? []).reverse()])
     await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: v.Key, VersionId: v.VersionId }));
   await s3.send(new DeleteBucketCommand({ Bucket: bucket }));
+}
+
+/** Wait for lightningstor's proxy and every storage server, each within its deferred deadline (they start after boot). */
+export async function lightningstorReady(services: Pick<ServiceClients, (typeof LIGHTNINGSTOR)[number]>): Promise<void> {
+  await Promise.all(LIGHTNINGSTOR.map((name) => services[name].ready()));
+}
+
+/** Every bucket whose name starts with `prefix` (a lane's, from this run or an interrupted one), removed whole. */
+export async function removeBuckets(s3: S3Client, prefix: string): Promise<void> {
+  for (const b of (await s3.send(new ListBucketsCommand({}))).Buckets ?? []) if (b.Name?.startsWith(prefix)) await removeBucket(s3, b.Name);
 }
 
 /**

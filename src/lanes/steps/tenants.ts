@@ -1,8 +1,10 @@
 import type { CoronafsClient } from '../../services/coronafs.js';
 import type { IamClient } from '../../services/iam.js';
+import type { ServiceClients } from '../../services/index.js';
 import type { PlasmavmcClient } from '../../services/plasmavmc.js';
 import type { PrismnetClient } from '../../services/prismnet.js';
 import type { TenantToken } from '../../services/tenant-api.js';
+import { removeBuckets } from './storage-api.js';
 
 /**
  * The lane's tenants: fixed names, so a run can find and remove what an interrupted run left
@@ -50,4 +52,15 @@ export async function sweepTenant(
     gone.push(n.id);
   }
   return gone;
+}
+
+/** A VM lane's teardown: its tenants' VMs, volumes, ports and networks, then its buckets (`bucketPrefix`). */
+export async function sweepLane(
+  lane: string,
+  s: Pick<ServiceClients, 'iam' | 'plasmavmc' | 'prismnet' | 'coronafs' | 'lightningstor'>,
+  bucketPrefix: string,
+): Promise<void> {
+  const t = await laneTenants(s.iam, lane);
+  for (const who of [t.a, t.b]) await sweepTenant(who, s.plasmavmc, s.prismnet, s.coronafs);
+  await removeBuckets(await s.lightningstor.s3(), bucketPrefix);
 }

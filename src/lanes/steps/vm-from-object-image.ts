@@ -1,43 +1,20 @@
 import { createHash } from 'node:crypto';
-import { CreateBucketCommand, ListBucketsCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { CheckFailed } from '../../core/errors.js';
-import type { ServiceClients } from '../../services/index.js';
+import type { LIGHTNINGSTOR } from '../../services/lightningstor.js';
 import type { ImageDigest } from '../../services/plasmavmc.js';
 import type { ClusterEnv, Step } from '../lane.js';
 import type { RunState } from './state.js';
-import { removeBucket } from './storage-api.js';
-import { laneTenants, sweepTenant } from './tenants.js';
+import { lightningstorReady, removeBuckets } from './storage-api.js';
 import { workerVirtualization } from './worker-virtualization.js';
 
-type Env = ClusterEnv<
-  | 'iam'
-  | 'plasmavmc'
-  | 'plasmavmc-agent'
-  | 'prismnet'
-  | 'coronafs'
-  | 'lightningstor'
-  | 'lightningstor-object'
-  | 'lightningstor-container'
-  | 'lightningstor-account'
-> & { state: RunState };
+type Env = ClusterEnv<'iam' | 'plasmavmc' | 'plasmavmc-agent' | 'prismnet' | 'coronafs' | (typeof LIGHTNINGSTOR)[number]> & {
+  state: RunState;
+};
 
 /** The lane's image buckets: one per run, named after the lane (a later run or the teardown removes them). */
-const imageBuckets = (lane: string) => `${lane}-images-`;
+export const imageBuckets = (lane: string) => `${lane}-images-`;
 
-async function removeImageBuckets(s3: S3Client, lane: string): Promise<void> {
-  for (const b of (await s3.send(new ListBucketsCommand({}))).Buckets ?? [])
-    if (b.Name?.startsWith(imageBuckets(lane))) await removeBucket(s3, b.Name);
-}
-
-/** A lane's teardown after this step: its tenants' VMs, volumes, ports and networks, then its image buckets. */
-export async function sweepVmLane(
-  lane: string,
-  s: Pick<ServiceClients, 'iam' | 'plasmavmc' | 'prismnet' | 'coronafs' | 'lightningstor'>,
-): Promise<void> {
-  const t = await laneTenants(s.iam, lane);
-  for (const who of [t.a, t.b]) await sweepTenant(who, s.plasmavmc, s.prismnet, s.coronafs);
-  await removeImageBuckets(await s.lightningstor.s3(), lane);
-}
 /** How long the workers may fetch the image by its presigned URLs (a VM started later on another worker fetches it then). */
 const PRESIGNED_FOR_S = 3600;
 
@@ -55,13 +32,9 @@ export const vmFromObjectImage: Step<Env> = {
   run: async (ctx, step) => {
     const { services, state } = ctx;
     const { lightningstor, plasmavmc } = services;
-    await Promise.all(
-      [lightningstor, services['lightningstor-object'], services['lightningstor-container'], services['lightningstor-account']].map((s) =>
-        s.ready(),
-      ),
-    );
+    await lightningstorReady(services);
     const s3 = await lightningstor.s3();
-    await removeImageBuckets(s3, state.lane);
+    await removeBuckets(s3, imageBuckets(state.lane));
 
     step.phase('upload');
     const bucket = `${imageBuckets(state.lane)}${state.runId}`;

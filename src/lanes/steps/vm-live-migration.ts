@@ -1,15 +1,24 @@
+import type { Node } from '../../cluster/node.js';
 import { CheckFailed, errorMessage } from '../../core/errors.js';
 import { waitFor } from '../../core/retry.js';
+import { volumeUnreachable } from '../../faults/volume-unreachable.js';
 import { http } from '../../probes/http.js';
 import type { ClusterEnv, Step } from '../lane.js';
 import type { RunState } from './state.js';
 
-type Env = ClusterEnv<'plasmavmc' | 'prismnet' | 'coronafs'> & { state: RunState };
+type Env = ClusterEnv<'plasmavmc' | 'plasmavmc-agent' | 'prismnet' | 'coronafs'> & { state: RunState };
 
 /** How often the VM is asked for its page while it migrates (a Jepsen-style history of what it served). */
 const SAMPLE_EVERY_MS = 250;
 /** How long it is still sampled once the API says the migration completed. */
 const SAMPLE_AFTER_MS = 5000;
+
+/** The worker a VM on `worker` migrates to: the next one. */
+export function otherWorker(workers: readonly Node[], worker: string): string {
+  const others = workers.filter((w) => w.name !== worker);
+  if (!others.length) throw new CheckFailed(`live migration needs two workers; only ${worker} runs plasmavmc-agent`);
+  return others[0]!.name;
+}
 
 interface Sample {
   atMs: number;
@@ -18,25 +27,26 @@ interface Sample {
 }
 
 /**
- * PlasmaVMC live migration as a tenant asks for it, with the storage and network handoff: the VM
- * on the first worker moves to the last while the DHCP worker keeps asking it for its page. After
+ * PlasmaVMC live migration as a tenant asks for it, with the storage and network handoff: the
+ * lane's first VM moves to the other worker while the DHCP worker keeps asking it for its page. After
  * the move the VM runs on the target (its unit gone from the source), its port is bound there (tap
  * on the target's bridge, not on the source's), its volume still attached to it and exported from
  * the same place, and it answers again. QEMU's figures and every sampled request go into
  * `vm-hosting/migration-summary.json`.
  */
-export const vmLiveMigration: Step<Env> = {
+/** The step, after the one that boots the lane's VMs (`--only vm-live-migration` keeps it). */
+export const vmLiveMigration = (hostedBy: string): Step<Env> => ({
   name: 'vm-live-migration',
   proves:
-    "a running VM migrates live from the first worker to the last through plasmavmc: afterwards it runs there and its unit is gone from the source, its prismnet port is bound on the target (tap moved), its coronafs volume is still attached and exported from the same place, and it answers HTTP again; the requests sampled during the move, QEMU's downtime and the handoff state are recorded",
-  needs: ['vm-from-object-image'],
-  run: async ({ services: { plasmavmc, prismnet, coronafs }, cluster, state }, step) => {
+    "the lane's first VM migrates live to the other worker through plasmavmc: afterwards it runs there and its unit is gone from the source, its prismnet port is bound on the target (tap moved), its coronafs volume is still attached and exported from the same place, and it answers HTTP again; the requests sampled during the move, QEMU's downtime and the handoff state are recorded",
+  needs: [hostedBy],
+  run: async ({ services, cluster, state }, step) => {
+    const { plasmavmc, prismnet, coronafs } = services;
     const hosted = state.hosted;
-    if (!hosted) throw new CheckFailed('vm-from-object-image left no VM to migrate');
+    if (!hosted) throw new CheckFailed('no VM to migrate (the lane boots one first)');
     const { tenant: a, network: net, vms } = hosted;
     const vm = vms[0]!;
-    const target = vms.at(-1)!.worker;
-    if (target === vm.worker) throw new CheckFailed(`live migration needs two workers; only ${vm.worker} hosts VMs`);
+    const target = otherWorker(services['plasmavmc-agent'].nodes(), vm.worker);
     const nic = vm.nics[0]!;
     const disk = vm.disks[0]!;
     const via = cluster.node(net.dhcpWorker);
@@ -110,4 +120,15 @@ export const vmLiveMigration: Step<Env> = {
       await step.json('vm-hosting/migration-summary.json', summary);
     }
   },
-};
+});
+
+/** The negative control: the migration target drops new connections to the migrating VM's volume export. */
+export const volumeUnreachableFromTarget = {
+  description: "drop the migration target's connections to the migrating VM's volume export",
+  breaks: 'vm-live-migration',
+  fault: ({ cluster, services, state }: Env) => {
+    const vm = state.hosted?.vms[0];
+    if (!vm) throw new CheckFailed('no VM to take the volume of (the lane boots one first)');
+    return volumeUnreachable(cluster.node(otherWorker(services['plasmavmc-agent'].nodes(), vm.worker)), vm.disks[0]!);
+  },
+} as const;

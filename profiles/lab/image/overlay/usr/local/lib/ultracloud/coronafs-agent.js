@@ -32,7 +32,7 @@ async function reconcile() {
   for (const v of mine) {
     const file = path.join(DATA, `${v.id}.img`);
     if (!fs.existsSync(file)) {
-      fs.writeFileSync(`${file}.part`, '');
+      fs.writeFileSync(`${file}.part`, Buffer.from(v.seed || '', 'base64')); // what the volume starts with (a guest's config)
       fs.truncateSync(`${file}.part`, v.sizeMiB * 1048576);
       fs.renameSync(`${file}.part`, file);
     }

@@ -9,6 +9,8 @@ const { isName, newId, ownedIn } = require('./tenant-store.js');
 
 const PORT = Number(process.env.CORONAFS_PORT || 8120);
 const NBD_FIRST = 10810;
+/** A new volume may start with up to this many bytes of the tenant's (a guest's config in its first blocks). */
+const SEED_MAX = 4096;
 const cf = chainfire();
 const K = '/ultracloud/coronafs';
 const owned = ownedIn(cf, K);
@@ -43,6 +45,7 @@ serve('coronafs', PORT, {
     const name = field(body, 'name', isName, 'a lowercase name of up to 32 characters');
     const sizeMiB = field(body, 'sizeMiB', (v) => Number.isInteger(v) && v >= 1 && v <= 4096, 'an integer from 1 to 4096');
     const kind = field(body, 'kind', (v) => v === 'controller' || v === 'local', '"controller" (exported by a control-plane node) or "local" (by the worker named in node)', 'controller');
+    const seed = field(body, 'seed', (v) => typeof v === 'string' && /^[A-Za-z0-9+/]*={0,2}$/.test(v) && Buffer.from(v, 'base64').length <= SEED_MAX, `base64 of at most ${SEED_MAX} bytes, written at the start of the new volume`, '');
     const registered = await agents();
     let node;
     if (kind === 'local') {
@@ -55,7 +58,7 @@ serve('coronafs', PORT, {
     }
     const id = newId('d');
     const exportNode = registered.find((a) => a.node === node);
-    const volume = { id, tenant, name, sizeMiB, kind, node, host: exportNode.ip, port: await allocatePort(node, id), exportName: id, attachedTo: null, createdAt: new Date().toISOString() };
+    const volume = { id, tenant, name, sizeMiB, kind, node, host: exportNode.ip, port: await allocatePort(node, id), exportName: id, attachedTo: null, ...(seed ? { seed } : {}), createdAt: new Date().toISOString() };
     await cf.put(`${K}/volumes/${id}`, volume);
     return [201, volume];
   }),

@@ -25,4 +25,14 @@ serve('flaredb-http', PORT, {
     await primary.query(`insert into ultracloud_kv (k, v) values (${lit(p.key)}, ${lit(body.value)}) on conflict (k) do update set v = excluded.v`);
     return [200, { key: p.key, value: body.value }];
   },
+  /** A counter: one atomic statement on the primary (absent counts as 0); a value that is not an integer is a 409. */
+  'POST /v1/kv/:key/increment': async (_r, p) => {
+    const k = lit(p.key);
+    const v = await scalar(
+      primary,
+      `insert into ultracloud_kv (k, v) values (${k}, '1') on conflict (k) do update set v = (ultracloud_kv.v::bigint + 1)::text where ultracloud_kv.v ~ '^-?[0-9]{1,18}$' returning v`,
+    );
+    if (v === '') return [409, { error: `${p.key} holds a value that is not an integer`, key: p.key }];
+    return [200, { key: p.key, value: v }];
+  },
 });

@@ -82,6 +82,9 @@ function serve(name, port, routes, { errorBody = (e) => ({ error: e.message }) }
     }
     send(res, 404, { error: `no route ${req.method} ${url.pathname}` });
   });
+  // A client that half-closes after its request (busybox nc in the inner guests) still gets the
+  // answer: by default Node ends such a socket at once, dropping a reply still being computed.
+  server.httpAllowHalfOpen = true;
   server.listen(port, '0.0.0.0', () => console.log(`${name} listening on :${port}`));
   return server;
 }

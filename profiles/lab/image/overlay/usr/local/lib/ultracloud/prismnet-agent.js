@@ -123,17 +123,21 @@ async function applyRules(here, groups) {
 }
 
 /**
- * Service IPs, on their network's DHCP worker, in one ip-family table replaced atomically: a new
- * connection to the address's port is DNATed to the backends in turn, and SNATed to the bridge's
- * own address so the reply comes back through here (client and backend share the network).
- * Forwarding carries these flows only: the forward chain drops whatever was not DNATed here, so a
- * tenant cannot route through the worker; the address refuses every other port.
+ * Service IPs and egress, on their network's DHCP worker, in one ip-family table replaced
+ * atomically: a new connection to a service IP's port is DNATed to the backends in turn, and
+ * SNATed to the bridge's own address so the reply comes back through here (client and backend
+ * share the network). A network with egress has its guests' connections out of the data NIC
+ * masqueraded behind this worker's cluster address (guests route via the bridge's address).
+ * Forwarding carries these flows only: the forward chain drops whatever was not DNATed here or
+ * leaves an egress network, so a tenant cannot route through the worker otherwise; a service IP
+ * refuses every other port.
  */
 let appliedServiceIps = null;
 let appliedForward = null;
-function renderServiceIps(sips, nets, ports) {
-  // None served here: no table at all, so no NAT hook makes conntrack follow every packet.
-  if (!sips.length) return 'table ip prismnet_svc {}\ndelete table ip prismnet_svc\n';
+function renderServiceIps(sips, nets, ports, nic) {
+  const egress = nets.filter((n) => n.egress);
+  // Nothing served here: no table at all, so no NAT hook makes conntrack follow every packet.
+  if (!sips.length && !egress.length) return 'table ip prismnet_svc {}\ndelete table ip prismnet_svc\n';
   const ipOf = new Map(ports.map((p) => [p.id, p.ip]));
   const lines = ['table ip prismnet_svc {}', 'flush table ip prismnet_svc', 'table ip prismnet_svc {'];
   lines.push('  chain prerouting {', '    type nat hook prerouting priority dstnat; policy accept;');
@@ -143,15 +147,19 @@ function renderServiceIps(sips, nets, ports) {
   }
   lines.push('  }', '  chain postrouting {', '    type nat hook postrouting priority srcnat; policy accept;');
   for (const n of nets.filter((x) => sips.some((s) => s.network === x.id))) lines.push(`    oifname "${bridgeOf(n)}" ct status dnat snat to ${n.dhcpServer}`);
-  lines.push('  }', '  chain forward {', '    type filter hook forward priority filter; policy drop;', '    ct status dnat accept', '  }');
+  for (const n of egress) lines.push(`    iifname "${bridgeOf(n)}" oifname "${nic}" masquerade`);
+  lines.push('  }', '  chain forward {', '    type filter hook forward priority filter; policy drop;', '    ct status dnat accept');
+  if (egress.length) lines.push('    ct state established,related accept');
+  for (const n of egress) lines.push(`    iifname "${bridgeOf(n)}" oifname "${nic}" accept`);
+  lines.push('  }');
   lines.push('  chain input {', '    type filter hook input priority filter; policy accept;');
   for (const s of sips) lines.push(`    ip daddr ${s.ip} meta l4proto tcp reject with tcp reset`, `    ip daddr ${s.ip} meta l4proto != icmp drop`);
   lines.push('  }', '}');
   return `${lines.join('\n')}\n`;
 }
 
-async function applyServiceIps(sips, nets, ports) {
-  const text = renderServiceIps(sips, nets, ports);
+async function applyServiceIps(sips, nets, ports, nic) {
+  const text = renderServiceIps(sips, nets, ports, nic);
   if (text !== appliedServiceIps) {
     fs.mkdirSync('/run/prismnet', { recursive: true });
     fs.writeFileSync('/run/prismnet/service-ips.nft', text);
@@ -159,7 +167,7 @@ async function applyServiceIps(sips, nets, ports) {
     appliedServiceIps = text;
   }
   // Only once the forward chain guards it; no redirects telling a client to skip the balancer.
-  const forward = sips.length ? 1 : 0;
+  const forward = sips.length || nets.some((n) => n.egress) ? 1 : 0;
   if (forward !== appliedForward) {
     await run('sysctl', ['-qw', `net.ipv4.ip_forward=${forward}`, 'net.ipv4.conf.all.send_redirects=0']);
     appliedForward = forward;
@@ -215,7 +223,7 @@ async function reconcile() {
   }
   await applyRules(here, new Map(sgs.map((g) => [g.id, g])));
   const served = wanted.filter((n) => n.dhcpWorker === NODE);
-  await applyServiceIps(sips.filter((x) => served.some((n) => n.id === x.network)), served, ports);
+  await applyServiceIps(sips.filter((x) => served.some((n) => n.id === x.network)), served, ports, nic);
   // Everything of ours that is no longer declared goes: taps of unbound ports, networks gone from here.
   const taps = new Set(here.map((p) => p.binding.tap));
   const devs = new Set(wanted.flatMap((n) => [bridgeOf(n), vxlanOf(n)]));

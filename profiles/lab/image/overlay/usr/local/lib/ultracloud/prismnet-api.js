@@ -99,6 +99,7 @@ serve('prismnet', PORT, {
     const name = field(body, 'name', isName, 'a lowercase name of up to 32 characters');
     const cidrText = field(body, 'cidr', (v) => ip4.parseCidr(v) !== null, 'an aligned IPv4 network from /16 to /28, e.g. 10.240.1.0/24');
     const mtu = field(body, 'mtu', (v) => Number.isInteger(v) && v >= 576 && v <= 1450, 'an integer from 576 to 1450 (VXLAN overhead)', 1450);
+    const egress = field(body, 'egress', (v) => typeof v === 'boolean', 'true (its guests reach the cluster network through the DHCP worker, masqueraded) or false', false);
     const cidr = ip4.parseCidr(cidrText);
     const mine = (await cf.list(`${K}/networks/`)).map((x) => x.value).filter((n) => n.tenant === tenant);
     const clash = mine.find((n) => ip4.overlaps(cidr, ip4.parseCidr(n.cidr)));
@@ -108,7 +109,7 @@ serve('prismnet', PORT, {
     if (!workers.length) throw fail(503, 'no prismnet agent is registered: no worker can serve DHCP for a network');
     const id = newId('n');
     const vni = await allocateVni(id);
-    const net = { id, tenant, name, cidr: cidrText, mtu, vni, gateway: ip4.gateway(cidr), routes: [], dhcpServer: ip4.dhcpServer(cidr), dhcpWorker: workers[0], createdAt: new Date().toISOString() };
+    const net = { id, tenant, name, cidr: cidrText, mtu, vni, egress, gateway: ip4.gateway(cidr), routes: [], dhcpServer: ip4.dhcpServer(cidr), dhcpWorker: workers[0], createdAt: new Date().toISOString() };
     await cf.put(`${K}/networks/${id}`, net);
     return [201, net];
   }),
