@@ -191,7 +191,10 @@ async function migrationStep(vm, accel) {
 }
 
 async function reconcile(accel) {
-  const all = (await cf.list(`${K}/vms/`, { serializable: true })).map((x) => x.value);
+  // Linearizable, as the migration record read with it: a member's stale list still naming a
+  // finished migration, beside its record already gone, made the target start a second incoming
+  // QEMU over the migrated VM (seen in provider-vm-reality-proof).
+  const all = (await cf.list(`${K}/vms/`)).map((x) => x.value);
   const vms = all.filter((v) => v.worker === NODE);
   const incoming = all.filter((v) => v.migration?.to === NODE);
   const active = await units('plasmavmc-vm@*.service');
