@@ -90,4 +90,11 @@ describe('VM images from object URLs', () => {
     );
     expect(() => readFileSync(path.join(dir, 'k2.part'))).toThrow(/ENOENT/);
   });
+
+  it('a file that cannot be written fails the fetch naming it (the agent lives on)', async () => {
+    const dst = path.join(dir, 'no-such-dir', 'initrd.img');
+    await expect(
+      fetchVerified(`${base}/images/initrd.img`, dst, digest(objects.get('/images/initrd.img')!), 'image i1: the initrd'),
+    ).rejects.toThrow(`writing ${dst}.part: ENOENT`);
+  });
 });

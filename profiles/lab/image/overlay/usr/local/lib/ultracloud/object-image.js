@@ -20,6 +20,10 @@ function fetchInto(url, file, timeoutMs) {
       }
       const hash = crypto.createHash('sha256');
       const out = file ? fs.createWriteStream(file) : null;
+      out?.on('error', (e) => {
+        req.destroy();
+        reject(new Error(`writing ${file}: ${e.message}`)); // a full disk fails this image, not the agent
+      });
       let bytes = 0;
       res.on('data', (d) => {
         hash.update(d);
@@ -29,8 +33,8 @@ function fetchInto(url, file, timeoutMs) {
       res.on('error', reject);
       res.on('end', () => {
         const done = () => resolve({ sha256: hash.digest('hex'), bytes });
-        if (out) out.end(done);
-        else done();
+        if (!out) return done();
+        out.end((e) => (e ? reject(new Error(`writing ${file}: ${e.message}`)) : done()));
       });
     });
     req.on('timeout', () => req.destroy(new Error(`${shown(url)} sent nothing for ${timeoutMs / 1000} s`)));
