@@ -14,7 +14,7 @@ const SAMPLE_EVERY_MS = 250;
 const SAMPLE_AFTER_MS = 5000;
 
 /** The worker a VM on `worker` migrates to: the next one. */
-export function otherWorker(workers: readonly Node[], worker: string): string {
+function otherWorker(workers: readonly Node[], worker: string): string {
   const others = workers.filter((w) => w.name !== worker);
   if (!others.length) throw new CheckFailed(`live migration needs two workers; only ${worker} runs plasmavmc-agent`);
   return others[0]!.name;

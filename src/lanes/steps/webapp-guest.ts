@@ -5,8 +5,8 @@ import { http } from '../../probes/http.js';
 import type { Vm } from '../../services/plasmavmc.js';
 import type { Network } from '../../services/prismnet.js';
 
-/** The web app's port in the guest, and the object its snapshots are versions of. */
-export const WEBAPP_PORT = 8080;
+/** The web app's port in the guest, and the object its snapshots are versions of (the lane reads it). */
+const WEBAPP_PORT = 8080;
 export const SNAPSHOT_KEY = 'state.json';
 
 /** What the web app answers on /state and /visit. */
