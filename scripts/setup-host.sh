@@ -9,12 +9,13 @@ cd "$(dirname "$0")/.."
 # mmdebstrap | mkfs.ext4 e2fsprogs | ssh, ssh-keygen openssh-client | nix nix-bin | as binutils |
 # busybox, cpio: the nix fixture's and the lab installer's initramfs (busybox-static, cpio) |
 # grub-mkrescue, xorriso: the lab installer ISO (grub-common, grub-pc-bin, xorriso, mtools) |
-# flock: util-linux (the state lock) | chromium: the report's browser test (driven by playwright-core) |
+# flock: util-linux (the state lock) | chromium: serve-vm-webapp's and the report's browser (playwright-core) |
+# curl: the e2e test uses serve-vm-webapp's URL as a user would |
 # haproxy: fiberlb's tests check the config its agent renders, and drive a real haproxy's runtime API |
 # pdns_server, sqlite3: k8shost's translation tests write DNS names through a real PowerDNS (pdns-server,
 # pdns-backend-sqlite3; sqlite3 makes its database)
 PKGS=(qemu-system-x86 qemu-utils vde2 mmdebstrap e2fsprogs openssh-client ca-certificates binutils nix-bin busybox-static cpio
-  grub-common grub-pc-bin xorriso mtools util-linux chromium haproxy pdns-server pdns-backend-sqlite3 sqlite3)
+  grub-common grub-pc-bin xorriso mtools util-linux chromium curl haproxy pdns-server pdns-backend-sqlite3 sqlite3)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -15,6 +15,7 @@ import { type AccelChoice, chooseAccel } from '../vm/accel-probe.js';
 import { nodeRecords, nodesInState, readNodeRecord } from '../vm/state.js';
 import { ensureSwitch, stopSwitch, switchFiles, switchPid } from '../vm/switch.js';
 import type { Cluster } from './cluster.js';
+import { type ForwardStatus, listForwards, stopForwards } from './host-forward.js';
 import type { Node, StopMethod } from './node.js';
 import { bootWaves } from './waves.js';
 
@@ -125,14 +126,19 @@ function nodeOrOrphan(cluster: Cluster, name: string): Node {
   }
 }
 
-/** Stop the given nodes (default: every node in the state dir), then the switch once nothing uses it. */
+/**
+ * Stop the host forwards through the given nodes, the nodes (default: every node in the state dir,
+ * and every forward), then the switch once nothing uses it.
+ */
 export async function stopCluster(
   cluster: Cluster,
   opts: { nodes?: string[]; powerdownMs?: number } = {},
-): Promise<{ nodes: Record<string, StopMethod>; switchStopped: boolean }> {
+): Promise<{ nodes: Record<string, StopMethod>; forwards: Record<string, string>; switchStopped: boolean }> {
   const all = await nodesInState(cluster.paths.state);
   const unknown = (opts.nodes ?? []).filter((n) => !all.includes(n) && !cluster.profile.nodes.some((x) => x.name === n));
   if (unknown.length) throw new UsageError(`unknown node(s): ${unknown.join(', ')}`);
+  const forwards = await stopForwards(cluster.paths.state, opts.nodes);
+  for (const [f, m] of Object.entries(forwards)) if (m !== 'not running') cluster.log.info(`forward ${f} stopped (${m})`);
   cluster.pool.closeAll();
   const results = await Promise.all(
     (opts.nodes ?? all).map(async (n) => [n, await nodeOrOrphan(cluster, n).shutdown(opts.powerdownMs ?? 45_000)] as const),
@@ -141,7 +147,7 @@ export async function stopCluster(
   let switchStopped = false;
   if ((await Promise.all(all.map((n) => nodeOrOrphan(cluster, n).running()))).every((up) => !up))
     switchStopped = await stopSwitch(cluster.paths.vde);
-  return { nodes: Object.fromEntries(results), switchStopped };
+  return { nodes: Object.fromEntries(results), forwards, switchStopped };
 }
 
 export interface NodeStatus {
@@ -161,7 +167,9 @@ export interface NodeStatus {
   error?: string;
 }
 
-export async function clusterStatus(cluster: Cluster): Promise<{ switchPid: number | null; nodes: NodeStatus[] }> {
+export async function clusterStatus(
+  cluster: Cluster,
+): Promise<{ switchPid: number | null; nodes: NodeStatus[]; forwards: ForwardStatus[] }> {
   const names = [...new Set([...cluster.profile.nodes.map((n) => n.name), ...(await nodesInState(cluster.paths.state))])];
   const nodes = await Promise.all(
     names.map(async (name): Promise<NodeStatus> => {
@@ -202,7 +210,7 @@ export async function clusterStatus(cluster: Cluster): Promise<{ switchPid: numb
       return st;
     }),
   );
-  return { switchPid: await switchPid(cluster.paths.vde), nodes };
+  return { switchPid: await switchPid(cluster.paths.vde), nodes, forwards: await listForwards(cluster.paths.state) };
 }
 
 /**

@@ -63,7 +63,9 @@ export function registerCluster(program: Command): void {
 
   program
     .command('stop')
-    .description('stop guests by their recorded pids (QMP powerdown, then SIGTERM, then SIGKILL), then the switch')
+    .description(
+      'stop host forwards (serve-vm-webapp) and guests by their recorded pids (QMP powerdown, then SIGTERM, then SIGKILL), then the switch',
+    )
     .option('--nodes <a,b>', 'only these nodes', parseNodes)
     .option('--timeout <seconds>', 'how long to wait for a clean powerdown', positiveNumber, 45)
     .action(
@@ -75,7 +77,11 @@ export function registerCluster(program: Command): void {
         const r = await stopCluster(cluster, { nodes: opts.nodes, powerdownMs: opts.timeout * 1000 });
         // Bare-metal chassis a crashed baremetal-iso run left behind (not tied to a profile).
         const chassis = opts.nodes ? [] : await stopLeftoverChassis(ctx.workRoot, cluster.log);
-        const lines = [...Object.entries(r.nodes).map(([n, m]) => `${n}: ${m}`), ...chassis.map((c) => `chassis ${c}: term`)];
+        const lines = [
+          ...Object.entries(r.forwards).map(([f, m]) => `forward ${f}: ${m}`),
+          ...Object.entries(r.nodes).map(([n, m]) => `${n}: ${m}`),
+          ...chassis.map((c) => `chassis ${c}: term`),
+        ];
         emit(
           ctx,
           { ...r, chassis },
@@ -88,7 +94,7 @@ export function registerCluster(program: Command): void {
 
   program
     .command('status')
-    .description('per node: pid alive, accel, forwarded ports, SSH reachability, expected and deferred units')
+    .description('per node: pid alive, accel, forwarded ports, SSH reachability, expected and deferred units; host forwards')
     .action(
       action(async (_o: object, cmd: Command) => {
         const ctx = withProfile(globals(cmd));
@@ -111,7 +117,14 @@ export function registerCluster(program: Command): void {
         emit(
           ctx,
           { profile: ctx.profile.name, state: ctx.paths.state, ...s },
-          [...text, `switch: ${s.switchPid ? `pid ${s.switchPid}` : 'not running'}`].join('\n'),
+          [
+            ...text,
+            `switch: ${s.switchPid ? `pid ${s.switchPid}` : 'not running'}`,
+            ...s.forwards.map(
+              (f) =>
+                `forward ${f.name}: ${f.running ? `pid ${f.pid} ${f.url} -> ${f.target.host}:${f.target.port} via ${f.via}` : 'not running (ssh exited; ultracloud stop removes it)'}`,
+            ),
+          ].join('\n'),
         );
       }),
     );

@@ -23,10 +23,11 @@ export async function pidCmdline(pid: number): Promise<string[] | null> {
 
 /**
  * Read a pidfile and confirm the pid still runs the process we started: its argv names this very
- * pidfile after the flag that made it (QEMU `-pidfile P`, vde_switch `--pidfile P`). A recycled
- * pid whose command line merely mentions the path is not ours.
+ * pidfile after the flag that made it (QEMU `-pidfile P`, vde_switch `--pidfile P`), or `named`,
+ * a file of its own the harness gave it (ssh `-E <log>`). A recycled pid whose command line merely
+ * mentions the path is not ours.
  */
-export async function ownedPid(pidfile: string, flag = '-pidfile'): Promise<number | null> {
+export async function ownedPid(pidfile: string, flag = '-pidfile', named = pidfile): Promise<number | null> {
   let pid: number;
   try {
     pid = Number((await fs.readFile(pidfile, 'utf8')).trim());
@@ -36,7 +37,7 @@ export async function ownedPid(pidfile: string, flag = '-pidfile'): Promise<numb
   if (!Number.isInteger(pid) || pid <= 1) return null;
   const argv = await pidCmdline(pid);
   const real = (p: string) => fs.realpath(p).catch(() => p);
-  const want = await real(pidfile);
+  const want = await real(named);
   for (const [i, a] of (argv ?? []).entries())
     if (a === flag && argv![i + 1] !== undefined && (await real(argv![i + 1]!)) === want) return pid;
   return null;

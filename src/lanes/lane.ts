@@ -74,8 +74,8 @@ interface LaneBase<Ctx, S extends string> {
    * nothing touched. What it returns reaches `context` as `prepared`.
    */
   readonly prepare?: (env: Static<LaneEnv>) => Promise<unknown>;
-  /** Always runs after the final heal (stop chassis, save their consoles). */
-  readonly teardown?: (ctx: Ctx) => Promise<void>;
+  /** Always runs after the final heal (stop chassis, save their consoles); `passed`: every step ran green. */
+  readonly teardown?: (ctx: Ctx, passed: boolean) => Promise<void>;
   /** The text printed on stdout, and extra fields for --json, from the finished run. */
   readonly report?: (ctx: Ctx, passed: boolean) => { text?: string; data?: Record<string, unknown> };
 }
@@ -85,6 +85,8 @@ export interface ClusterLane<Ctx, S extends string, Svc extends ServiceName> ext
   readonly kind: 'cluster';
   /** Services the lane speaks to: a profile without one is exit 2; the context gets a client for each. */
   readonly services: readonly Svc[];
+  /** What a green run leaves for the user (serve-vm-webapp's URL): `fresh-` then keeps the cluster running, as with --keep. */
+  readonly leavesRunning?: string;
   /** The typed context every step of this lane receives. */
   readonly context: (env: ClusterEnv<NoInfer<Svc>> & { prepared: unknown }) => Ctx | Promise<Ctx>;
 }

@@ -4,6 +4,7 @@ import { hardwareCapture, hardwarePreflight, hardwareRun } from './hardware-smok
 import type { AnyLane } from './lane.js';
 import { matrix } from './matrix.js';
 import { providerVmRealityProof } from './provider-vm-reality-proof.js';
+import { serveVmWebapp } from './serve-vm-webapp.js';
 import { smoke } from './smoke.js';
 
 /** Every lane the CLI offers; each cluster lane also gets `fresh-<name>`. Add a lane: define it, list it here. */
@@ -12,6 +13,7 @@ export const LANES: readonly AnyLane[] = [
   matrix,
   providerVmRealityProof,
   demoVmWebapp,
+  serveVmWebapp,
   baremetalIso,
   hardwarePreflight,
   hardwareRun,

@@ -81,16 +81,24 @@ export async function runLane(inv: Invocation): Promise<Outcome> {
   }
 
   let failed: string | null = null;
-  /** Whether a fresh cluster stays up: --keep always; --keep-on-failure when a step failed (not when interrupted). */
-  const keepFor = (reason = 'exit') => fresh !== undefined && (fresh.keep || (fresh.keepOnFailure && failed !== null && reason === 'exit'));
+  /** Every step ran (none failed, no signal): the lane's teardown and a lane that leaves something running see it. */
+  let completed = false;
+  const passed = () => completed && failed === null;
+  const leaves = lane.kind === 'cluster' ? lane.leavesRunning : undefined;
+  /**
+   * Whether a fresh cluster stays up: --keep always; --keep-on-failure when a step failed (not when
+   * interrupted); a lane that leaves something running when it passed.
+   */
+  const keepFor = (reason = 'exit') =>
+    fresh !== undefined &&
+    (fresh.keep || (fresh.keepOnFailure && failed !== null && reason === 'exit') || (leaves !== undefined && passed()));
   if (fresh && cluster) {
     const c = cluster;
     // Registered before the record exists: on a signal it runs after the heal and the node evidence (cleanups unwind LIFO).
     onCleanup('stop the fresh cluster', async (reason) => {
       if (keepFor(reason)) {
-        c.log.warn(
-          `cluster left running${fresh.keep ? '' : ' because the lane failed (--keep-on-failure)'}: ultracloud status | ssh <node> | stop`,
-        );
+        const why = fresh.keep ? '' : failed ? ' because the lane failed (--keep-on-failure)' : ` for ${leaves}`;
+        c.log.warn(`cluster left running${why}: ultracloud status | ssh <node> | stop`);
         return;
       }
       await stopCluster(c, { powerdownMs: 0 }); // a fresh cluster is thrown away: no shutdown to wait for
@@ -123,7 +131,7 @@ export async function runLane(inv: Invocation): Promise<Outcome> {
     if (!cluster || cluster.nodes().some((n) => n.marker())) return;
     for (const f of await checkHealth(await cluster.running())) rec.event('warning', `${f.node}: ${f.what}`, { evidence: f.evidence });
   };
-  const teardown = once(async () => lane.teardown?.(ctx));
+  const teardown = once(async () => lane.teardown?.(ctx, passed()));
   // Heal for real unless the cluster is about to be stopped (which heals everything, minutes sooner).
   const finalHeal = once(() => faults.healAll({ byStop: fresh !== undefined && !keepFor() }));
   const disposers = [
@@ -169,6 +177,7 @@ export async function runLane(inv: Invocation): Promise<Outcome> {
         failed = step.name;
       }
     }
+    completed = true;
   } finally {
     await finalHeal();
     await scanHealth().catch((err: unknown) => rec.event('warning', 'node health not checked', { error: String(err) }));

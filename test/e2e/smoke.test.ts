@@ -7,6 +7,7 @@ import type { FaultEntry } from '../../src/faults/fault.js';
 import { demoVmWebapp } from '../../src/lanes/demo-vm-webapp.js';
 import { matrix } from '../../src/lanes/matrix.js';
 import { smoke } from '../../src/lanes/smoke.js';
+import { launchBrowser } from '../../src/probes/browser.js';
 import { BIN, cli, REPO } from '../helpers/cli.js';
 import { processesMentioning, waitFor } from '../helpers/procs.js';
 
@@ -265,6 +266,60 @@ describe('smoke lane (six real guests)', () => {
       expect(links.stdout, node).not.toMatch(/^pnt/m);
     }
   }, 200_000);
+
+  // counter-unreachable (browser-visit) boots the VM again: it is run by hand (README), to keep CI under 45 minutes.
+  it(
+    'serve-vm-webapp --inject forward-target-refused turns serve-webapp red, naming what the forward saw',
+    () =>
+      controlTurnsRed(
+        'serve-vm-webapp',
+        'forward-target-refused',
+        'serve-webapp',
+        /GET http:\/\/127\.0\.0\.1:\d+\/state: .*\n\(the forward's ssh through node0[45] to [\d.]+:8080 said: .*open failed: connect failed: Connection refused/s,
+      ),
+    900_000,
+  );
+
+  it('serve-vm-webapp leaves the web app at a host URL that works with curl and in a headless browser after the CLI exited; stop ends it', async () => {
+    const r = await run(['serve-vm-webapp', '--skip', 'guest-restart', 'vm-live-migration'], 1_200_000);
+    const { dir, result } = ownRun(r.stdout);
+    expect(r.exitCode, why(r, result)).toBe(0);
+    expect(result.steps.filter((s) => s.status === 'passed').map((s) => s.name)).toEqual([
+      'readiness',
+      'webapp-vm',
+      'webapp-visits',
+      'serve-webapp',
+      'browser-visit',
+    ]);
+    expect(readFileSync(path.join(dir, 'webapp-browser.png')).subarray(1, 4).toString()).toBe('PNG');
+    const url = (JSON.parse(r.stdout) as { url: string }).url;
+    expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+
+    // The CLI has exited: the URL still answers, as curl and a browser use it.
+    const curl = async (method: string, p: string) => (await execa('curl', ['-sf', '-X', method, `${url}${p}`])).stdout;
+    const before = JSON.parse(await curl('GET', 'state')) as { visits: number };
+    expect((JSON.parse(await curl('POST', 'visit')) as { visits: number }).visits).toBe(before.visits + 1);
+    const browser = await launchBrowser();
+    try {
+      const page = await browser.newPage();
+      await page.goto(url);
+      await expect.poll(() => page.locator('#visits').textContent(), { timeout: 30_000 }).toBe(String(before.visits + 1));
+      await page.locator('#visit').click();
+      await expect.poll(() => page.locator('#visits').textContent(), { timeout: 30_000 }).toBe(String(before.visits + 2));
+    } finally {
+      await browser.close();
+    }
+
+    const status = await cli(['--json', 'status'], { env, timeout: 120_000 });
+    expect((JSON.parse(status.stdout) as { forwards: unknown[] }).forwards).toEqual([
+      expect.objectContaining({ name: 'webapp', url, running: true }),
+    ]);
+    const stop = await cli(['stop', '--timeout', '30'], { env, timeout: 300_000 });
+    expect(stop.exitCode, stop.stderr).toBe(0);
+    expect(stop.stdout).toMatch(/^forward webapp: term$/m);
+    expect(processesMentioning(E2E)).toEqual([]);
+    expect((await execa('curl', ['-sf', `${url}state`], { reject: false })).exitCode).not.toBe(0);
+  }, 1_300_000);
 
   it("a failed fresh-smoke --inject unit-masked leaves every node's console and journal in its run dir, and stops the cluster", async () => {
     const r = await run(['fresh-smoke', '--inject', 'unit-masked']);

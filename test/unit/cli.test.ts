@@ -48,7 +48,7 @@ describe('CLI hygiene', () => {
       const probe = `source ${script}; COMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _ultracloud; printf '%s\\n' "\${COMPREPLY[@]}"`;
       return (await execa('bash', ['-c', probe])).stdout.split('\n');
     };
-    expect(await complete('ultracloud fresh-s')).toEqual(['fresh-smoke']);
+    expect(await complete('ultracloud fresh-s')).toEqual(['fresh-smoke', 'fresh-serve-vm-webapp']);
     expect(await complete('ultracloud smoke --in')).toEqual(['--inject']);
     expect(await complete('ultracloud hardware-smoke ca')).toEqual(['capture']);
     expect(await complete('ultracloud ssh node0')).toHaveLength(6);

@@ -1,11 +1,11 @@
 import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
 import { describe, expect, it } from 'vitest';
 import { RunRecord } from '../../src/core/run-record.js';
 import { FaultHistory } from '../../src/faults/fault.js';
 import { hostFacts } from '../../src/host/facts.js';
+import { launchBrowser } from '../../src/probes/browser.js';
 import { cli } from '../helpers/cli.js';
 
 /** A finished run with every part a report shows: steps of each status, a node boot timeline, a negative control. */
@@ -70,18 +70,7 @@ describe('run reports', () => {
 
   it('report.html renders in a real headless browser: every step, the timeline, no script from a console tail runs; a screenshot is saved', async () => {
     const { dir } = await sampleRun();
-    const browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    const browser = await launchBrowser();
     try {
       const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
       const dialogs: string[] = [];

@@ -1,9 +1,9 @@
 import type { Cluster } from '../../cluster/cluster.js';
 import { CheckFailed } from '../../core/errors.js';
 import { waitFor } from '../../core/retry.js';
+import { tcpConnect } from '../../host/tcp.js';
 import { http } from '../../probes/http.js';
 import { probeSurfaces, type SurfaceResult } from '../../probes/surfaces.js';
-import { tcpConnect } from '../../probes/tcp.js';
 import type { Step } from '../lane.js';
 
 /** From the host, every exposed port through its QEMU forward: HTTP answers its health path, TCP accepts. */

@@ -17,6 +17,8 @@ export interface RunState {
   hosted?: { tenant: TenantToken; other: TenantToken; image: string; network: Network; vms: Vm[] };
   /** Set by webapp-vm: where the demo web app keeps its counter and snapshots, and what it should show. */
   webapp?: { counterKey: string; bucket: string; visits: number; boot: string };
+  /** Set by serve-webapp: the host URL its forward serves the web app at (left running). */
+  served?: string;
 }
 
 export function newRunState(lane: string): RunState {

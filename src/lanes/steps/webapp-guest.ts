@@ -6,7 +6,7 @@ import type { Vm } from '../../services/plasmavmc.js';
 import type { Network } from '../../services/prismnet.js';
 
 /** The web app's port in the guest, and the object its snapshots are versions of (the lane reads it). */
-const WEBAPP_PORT = 8080;
+export const WEBAPP_PORT = 8080;
 export const SNAPSHOT_KEY = 'state.json';
 
 /** What the web app answers on /state and /visit. */
@@ -17,16 +17,28 @@ export interface WebappState {
   snapshots: number;
 }
 
-/** The demo web app as a browser reaches it: through the network's DHCP worker, which holds an address on it. */
+/**
+ * The demo web app as a browser reaches it: through the network's DHCP worker, which holds an
+ * address on it (the harness's pooled forward), or at `served`, the host URL serve-vm-webapp left.
+ */
 export class WebappGuest {
   constructor(
     private readonly cluster: Cluster,
     private readonly network: Network,
     readonly vm: Vm,
+    private readonly served?: string,
   ) {}
 
   async url(): Promise<string> {
-    return this.cluster.node(this.network.dhcpWorker).url(WEBAPP_PORT, this.vm.nics[0]!.ip);
+    return this.served?.replace(/\/$/, '') ?? this.cluster.node(this.network.dhcpWorker).url(WEBAPP_PORT, this.vm.nics[0]!.ip);
+  }
+
+  /** The page a browser opens (GET /): its HTML. */
+  async page(): Promise<string> {
+    const url = `${await this.url()}/`;
+    const r = await http('GET', url, { timeoutMs: 30_000 });
+    if (r.status !== 200) throw new CheckFailed(`the web app in vm ${this.vm.id} answered GET / with ${r.status}: ${r.text.slice(0, 300)}`);
+    return r.text;
   }
 
   private async call(method: 'GET' | 'POST', path: string): Promise<WebappState> {

@@ -8,7 +8,7 @@ import { lightningstorReady, s3Error } from './storage-api.js';
 import { laneTenants, sweepLane } from './tenants.js';
 import { SNAPSHOT_KEY, snapshotVersions, WebappGuest, type WebappState } from './webapp-guest.js';
 
-type Env = ClusterEnv<
+export type WebappEnv = ClusterEnv<
   'iam' | 'plasmavmc' | 'plasmavmc-agent' | 'prismnet' | 'coronafs' | 'flaredb-http' | (typeof LIGHTNINGSTOR)[number]
 > & {
   state: RunState;
@@ -20,11 +20,20 @@ const VISITS = 3;
 const PRESIGNED_FOR_S = 6 * 3600;
 export const snapshotBuckets = (lane: string) => `${lane}-snapshots-`;
 
-/** The demo's running app, with what the lane expects of it. */
-function app(ctx: Env): { guest: WebappGuest; webapp: NonNullable<RunState['webapp']> } {
+/** The demo's running app, with what the lane expects of it; at `served` (a host URL), when given. */
+export function webappOf(
+  ctx: WebappEnv,
+  served?: string,
+): { guest: WebappGuest; webapp: NonNullable<RunState['webapp']>; hosted: NonNullable<RunState['hosted']> } {
   const { hosted, webapp } = ctx.state;
   if (!hosted || !webapp) throw new CheckFailed('webapp-vm left no web app (it runs first)');
-  return { guest: new WebappGuest(ctx.cluster, hosted.network, hosted.vms[0]!), webapp };
+  return { guest: new WebappGuest(ctx.cluster, hosted.network, hosted.vms[0]!, served), webapp, hosted };
+}
+
+/** Where the app keeps its counter: flaredb-http's API on the first flaredb node. */
+export function counterEndpoint(ctx: Pick<WebappEnv, 'services'>): { host: string; port: number } {
+  const flaredb = ctx.services['flaredb-http'];
+  return { host: flaredb.nodes()[0]!.spec.ip, port: flaredb.svc.port('api') };
 }
 
 /**
@@ -32,8 +41,8 @@ function app(ctx: Env): { guest: WebappGuest; webapp: NonNullable<RunState['weba
  * a standby: replicated), and lightningstor holds one snapshot version per visit, the latest with
  * that count. Then one more visit, which must add one to each. Returns the state after it.
  */
-async function intactThenVisit(ctx: Env, step: StepContext, what: string): Promise<WebappState> {
-  const { guest, webapp } = app(ctx);
+async function intactThenVisit(ctx: WebappEnv, step: StepContext, what: string): Promise<WebappState> {
+  const { guest, webapp } = webappOf(ctx);
   const s3 = await ctx.services.lightningstor.s3();
   const check = async (when: 'before' | 'after') => {
     const shown = await guest.state();
@@ -69,7 +78,7 @@ async function intactThenVisit(ctx: Env, step: StepContext, what: string): Promi
  * them, a counter key in flaredb; a coronafs volume seeded with the app's config; the VM on the
  * first worker, whose guest starts the app once the counter answers.
  */
-export const webappVm: Step<Env> = {
+export const webappVm: Step<WebappEnv> = {
   name: 'webapp-vm',
   proves:
     'a VM on a tenant network with egress boots from its image with a coronafs volume whose seeded config names its flaredb counter and its snapshot URL; the guest starts the web app once flaredb answers it',
@@ -88,8 +97,8 @@ export const webappVm: Step<Env> = {
     await s3.send(new PutBucketVersioningCommand({ Bucket: bucket, VersioningConfiguration: { Status: 'Enabled' } }));
     const snapshotUrl = await lightningstor.presignedPut(bucket, SNAPSHOT_KEY, PRESIGNED_FOR_S);
     const counterKey = `${state.lane}-visits-${state.runId}`;
-    const primary = ctx.services['flaredb-http'].nodes()[0]!;
-    const counterUrl = `http://${primary.spec.ip}:${ctx.services['flaredb-http'].svc.port('api')}/v1/kv/${counterKey}`;
+    const counter = counterEndpoint(ctx);
+    const counterUrl = `http://${counter.host}:${counter.port}/v1/kv/${counterKey}`;
 
     step.phase('vm');
     const a = t.a;
@@ -123,12 +132,12 @@ export const webappVm: Step<Env> = {
   },
 };
 
-export const webappVisits: Step<Env> = {
+export const webappVisits: Step<WebappEnv> = {
   name: 'webapp-visits',
   proves: `${VISITS} visits to the web app each add one to its flaredb counter and one version of its JSON snapshot in lightningstor; /state, flaredb (read on a standby) and the latest snapshot agree`,
   needs: ['webapp-vm'],
   run: async (ctx, step) => {
-    const { guest, webapp } = app(ctx);
+    const { guest, webapp } = webappOf(ctx);
     for (let i = 0; i < VISITS - 1; i++) {
       const s = await guest.visit();
       webapp.visits++;
@@ -139,13 +148,13 @@ export const webappVisits: Step<Env> = {
   },
 };
 
-export const guestRestart: Step<Env> = {
+export const guestRestart: Step<WebappEnv> = {
   name: 'guest-restart',
   proves:
     'the guest restarted through plasmavmc boots anew (a new boot id), reads its config from its volume again and serves the same counter and snapshots; a visit adds one to each',
   needs: ['webapp-vm'],
   run: async (ctx, step) => {
-    const { guest, webapp } = app(ctx);
+    const { guest, webapp } = webappOf(ctx);
     const { plasmavmc } = ctx.services;
     const a = ctx.state.hosted!.tenant;
     const t0 = performance.now();
@@ -169,13 +178,13 @@ export const guestRestart: Step<Env> = {
   },
 };
 
-export const webappAfterMigration: Step<Env> = {
+export const webappAfterMigration: Step<WebappEnv> = {
   name: 'webapp-after-migration',
   proves:
     'after the live migration the same guest (its boot id unchanged) serves the same counter and snapshots from the other worker; a visit adds one to each',
   needs: ['vm-live-migration'],
   run: async (ctx, step) => {
-    const { webapp } = app(ctx);
+    const { webapp } = webappOf(ctx);
     const s = await intactThenVisit(ctx, step, 'migration');
     if (s.boot !== webapp.boot)
       throw new CheckFailed(`the guest booted anew (boot id ${s.boot}, was ${webapp.boot}): the migration was not live`);
