@@ -53,12 +53,21 @@ export async function listForwards(state: string): Promise<ForwardStatus[]> {
   const out: ForwardStatus[] = [];
   for (const name of names.sort()) {
     const raw = await fs.readFile(forwardFiles(state, name).record, 'utf8').catch(() => null);
-    const rec = raw === null ? null : ForwardRecord.safeParse(JSON.parse(raw));
+    const rec = raw === null ? null : ForwardRecord.safeParse(parseOrNull(raw));
     const pid = await forwardPid(state, name);
     if (rec?.success) out.push({ ...rec.data, pid, running: pid !== null });
     else if (pid !== null) out.push({ ...unrecorded(name), pid, running: true }); // killed between spawn and record
   }
   return out;
+}
+
+/** A record file cut short or corrupted reads as no record (its ssh, if alive, is still listed and stoppable). */
+function parseOrNull(raw: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return null;
+  }
 }
 
 const unrecorded = (name: string): ForwardRecord => ({

@@ -86,6 +86,8 @@ describe('host forwards (system ssh -L)', () => {
     );
     await checkListenPort(state, f.listen.port, 'webapp'); // the same forward is replaced, not refused
 
+    writeFileSync(path.join(state, 'forwards', 'webapp', 'forward.json'), '{"name": "webapp", "url"'); // cut short
+    expect(await listForwards(state)).toEqual([expect.objectContaining({ name: 'webapp', running: true, pid: f.pid })]);
     expect(await stopForward(state, 'webapp')).toBe('term');
     expect(await listForwards(state)).toEqual([]);
     expect(existsSync(path.join(state, 'forwards', 'webapp'))).toBe(false);
