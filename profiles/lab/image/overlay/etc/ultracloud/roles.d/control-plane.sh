@@ -54,5 +54,4 @@ lightningstor_base
 lightningstor_server account 6202
 lightningstor_server container 6201
 systemctl --no-block start chainfire.service flaredb.service iam.service flaredb-http.service control-apis.service flashdns.service
-# fleet-scheduler too starts once the boot is done: a Node process costs seconds of CPU under TCG.
-after_boot swift-account.service swift-container.service fleet-scheduler.service
+after_boot swift-account.service swift-container.service
