@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { writeFileAtomic } from '../core/atomic.js';
 import { CheckFailed, errorMessage, UsageError } from '../core/errors.js';
 import { ownedPid, terminate } from '../core/proc.js';
+import { waitFor } from '../core/retry.js';
 import { onCleanup } from '../core/shutdown.js';
 import { tcpConnect } from '../host/tcp.js';
 import { requireTools } from '../host/tools.js';
@@ -101,22 +102,31 @@ export async function checkListenPort(state: string, port: number, name: string)
   const mine = (await listForwards(state)).find((f) => f.running && f.listen.port === port);
   if (mine && mine.name === name) return; // replaced by the new one
   if (mine) throw new UsageError(`port ${port} on 127.0.0.1 is held by forward "${mine.name}" (${mine.url}); ultracloud stop ends it`);
+  const bound = await bindOnce(port);
+  if (typeof bound !== 'number')
+    throw new UsageError(`port ${port} on 127.0.0.1 is busy (${bound.code}): choose another with --port, or 0 for any free one`);
+}
+
+/**
+ * Bind 127.0.0.1:port and let go at once: the port bound (0: the kernel's free choice; ssh's
+ * ExitOnForwardFailure catches a race), or why it could not be.
+ */
+async function bindOnce(port: number): Promise<number | NodeJS.ErrnoException> {
   const server = createServer();
   const err = await new Promise<NodeJS.ErrnoException | null>((resolve) => {
     server.once('error', resolve);
     server.listen(port, '127.0.0.1', () => resolve(null));
   });
-  if (err) throw new UsageError(`port ${port} on 127.0.0.1 is busy (${err.code}): choose another with --port, or 0 for any free one`);
+  if (err) return err;
+  const bound = (server.address() as { port: number }).port;
   await new Promise((r) => server.close(r));
+  return bound;
 }
 
-/** A port free on 127.0.0.1 now (the kernel's choice); ssh's ExitOnForwardFailure catches a race. */
 async function freePort(): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const port = (server.address() as { port: number }).port;
-  await new Promise((r) => server.close(r));
-  return port;
+  const bound = await bindOnce(0);
+  if (typeof bound !== 'number') throw new CheckFailed(`no free port on 127.0.0.1: ${bound.message}`);
+  return bound;
 }
 
 export interface StartForward {
@@ -186,15 +196,8 @@ export async function startForward(state: string, o: StartForward): Promise<Forw
 }
 
 /** Until ssh accepts on the port (polled: a child's bind gives no event), or the deadline. */
-async function listening(port: number, withinMs: number, name: string): Promise<void> {
-  const deadline = Date.now() + withinMs;
-  for (;;) {
-    try {
-      return await tcpConnect(port, 2000);
-    } catch (err) {
-      if (Date.now() > deadline)
-        throw new CheckFailed(`forward ${name}: 127.0.0.1:${port} did not listen within ${withinMs} ms: ${errorMessage(err)}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
+function listening(port: number, withinMs: number, name: string): Promise<void> {
+  return waitFor(`forward ${name}: 127.0.0.1:${port} listening`, { timeoutMs: withinMs, intervalMs: 200, maxIntervalMs: 200 }, () =>
+    tcpConnect(port, 2000),
+  );
 }
