@@ -1,4 +1,5 @@
 import { dnsRecordDeleted } from '../faults/dns-record-deleted.js';
+import { drainLost } from '../faults/drain-lost.js';
 import { objectDataLost } from '../faults/object-data-lost.js';
 import { processFrozen } from '../faults/process-frozen.js';
 import { iamWrongKey } from '../faults/signing-key.js';
@@ -17,6 +18,7 @@ import { loadBalancing } from './steps/load-balancing.js';
 import { protocolSurfaces } from './steps/protocol-surfaces.js';
 import { readiness } from './steps/readiness.js';
 import { replicatedState } from './steps/replicated-state.js';
+import { schedulerDrainFailover } from './steps/scheduler-drain-failover.js';
 import { serviceHealth } from './steps/service-health.js';
 import { newRunState, type RunState } from './steps/state.js';
 import { storageApi } from './steps/storage-api.js';
@@ -42,6 +44,8 @@ const SERVICES = [
   'k8shost',
   'flashdns',
   'fiberlb',
+  'fleet-scheduler',
+  'node-agent',
   ...LIGHTNINGSTOR,
 ] as const;
 
@@ -54,7 +58,7 @@ type SmokeCtx = ClusterEnv<(typeof SERVICES)[number]> & { state: RunState };
 export const smoke = clusterLane<SmokeCtx>()({
   name: 'smoke',
   description:
-    'readiness, control-plane formation, protocol surfaces, replication, iam tokens, external entrypoints, authoritative DNS, S3 object versions, pod API watches, load balancing with a drain, VM hosting on the workers, a leader power cut',
+    'readiness, control-plane formation, protocol surfaces, replication, iam tokens, external entrypoints, authoritative DNS, S3 object versions, pod API watches, load balancing with a drain, fleet-scheduler drain and failover, VM hosting on the workers, a leader power cut',
   kind: 'cluster',
   services: SERVICES,
   context: (env) => ({ ...env, state: newRunState('smoke') }),
@@ -70,6 +74,7 @@ export const smoke = clusterLane<SmokeCtx>()({
     serviceHealth,
     workloadApi,
     loadBalancing,
+    schedulerDrainFailover,
     workerVirtualization,
     vmNetworkBinding,
     leaderPowerCut,
@@ -132,6 +137,11 @@ export const smoke = clusterLane<SmokeCtx>()({
         const [first, last] = [pick(agent.nodes(), 'first', 'vxlan-peer-removed'), pick(agent.nodes(), 'last', 'vxlan-peer-removed')];
         return vxlanPeerRemoved(agent, first, last);
       },
+    },
+    'scheduler-drain-lost': {
+      description: 'a nemesis on the first control-plane node deletes every fleet drain from chainfire as it appears',
+      breaks: 'scheduler-drain-failover',
+      fault: ({ services }) => drainLost(pick(services['fleet-scheduler'].nodes(), 'first', 'scheduler-drain-lost')),
     },
     'vm-image-silent': {
       description: 'boot VMs from an image whose userspace never prints its ready marker',

@@ -10,6 +10,7 @@ import { fiberlb } from './fiberlb.js';
 import { flaredb } from './flaredb.js';
 import { flaredbHttp } from './flaredb-http.js';
 import { flashdns } from './flashdns.js';
+import { fleetScheduler, nodeAgent } from './fleet.js';
 import { iam } from './iam.js';
 import { k8shost } from './k8shost.js';
 import { lightningstor, lightningstorAccount, lightningstorContainer, lightningstorObject } from './lightningstor.js';
@@ -37,6 +38,8 @@ export const SERVICES = {
   coronafs,
   'coronafs-agent': coronafsAgent,
   k8shost,
+  'fleet-scheduler': fleetScheduler,
+  'node-agent': nodeAgent,
   lightningstor,
   'lightningstor-object': lightningstorObject,
   'lightningstor-container': lightningstorContainer,

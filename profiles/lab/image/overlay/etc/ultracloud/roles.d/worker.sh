@@ -13,4 +13,4 @@ modprobe -a tun bridge vxlan nf_conntrack_bridge
 lightningstor_base
 lightningstor_server object 6200
 systemctl --no-block start plasmavmc-agent.service prismnet-agent.service coronafs-agent.service
-after_boot swift-object.service
+after_boot swift-object.service node-agent.service
