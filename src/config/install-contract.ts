@@ -33,11 +33,17 @@ export const NodeRegistration = z.strictObject({
 });
 export type NodeRegistration = z.infer<typeof NodeRegistration>;
 
+const Pools = z.record(id, z.strictObject({ description: z.string().optional() }));
+const Classes = z.record(id, z.strictObject({ pool: id, install_plan: InstallPlan }));
+
+/** What a deployer serves from: pools and the classes that own install plans (the cluster's deployer reads only this). */
+export const DeployerContract = z.strictObject({ description: z.string().optional(), pools: Pools, classes: Classes });
+
 export const InstallContract = z
   .strictObject({
     description: z.string().optional(),
-    pools: z.record(id, z.strictObject({ description: z.string().optional() })),
-    classes: z.record(id, z.strictObject({ pool: id, install_plan: InstallPlan })),
+    pools: Pools,
+    classes: Classes,
     nodes: z.array(NodeRegistration).min(1),
     chassis: z.record(
       id,

@@ -3,7 +3,6 @@ import { createReadStream, existsSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import type { Logger } from 'pino';
 import { z } from 'zod';
 import { type InstallContract, NodeRegistration } from '../config/install-contract.js';
 import { renderEnvFile } from '../core/shell.js';
@@ -24,7 +23,14 @@ export interface DeployerOptions {
   artifacts: string;
   /** The base URL guests use to reach this server (QEMU user networking: http://10.0.2.2:<port>). */
   publicUrl: (port: number) => string;
-  log: Logger;
+  /** pino's Logger on the host; the console in the cluster (the bundled deployer carries no pino). */
+  log: DeployerLog;
+}
+
+export interface DeployerLog {
+  info(msg: string): void;
+  warn(msg: string): void;
+  error(msg: string): void;
 }
 
 /** What guests may send: every body strict and bounded (a field the deployer does not know is a 400 naming it). */
@@ -69,10 +75,11 @@ export class Deployer {
     return this.o.store;
   }
 
-  async listen(port = 0): Promise<number> {
+  /** Loopback by default (the host-side deployer); the cluster's listens on every address. */
+  async listen(port = 0, host = '127.0.0.1'): Promise<number> {
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(port, '127.0.0.1', () => resolve());
+      this.server.listen(port, host, () => resolve());
     });
     this.port = (this.server.address() as AddressInfo).port;
     return this.port;
@@ -98,6 +105,8 @@ export class Deployer {
       let g: RegExpExecArray | null;
       if (url.pathname.startsWith('/api/v1/admin/') && !this.authorized(req))
         throw new HttpError(401, 'admin API: missing or wrong bearer token');
+      if (req.method === 'GET' && url.pathname === '/health')
+        return send(200, { status: 'ok', service: 'deployer', nodes: Object.keys(this.store.nodes()).length });
       if (req.method === 'POST' && url.pathname === '/api/v1/admin/nodes') {
         const reg = NodeRegistration.parse(await readJson(req));
         if (!this.o.contract.classes[reg.class]) throw new HttpError(422, `unknown class "${reg.class}"`);

@@ -16,6 +16,7 @@ import { mountsUnder, unmountUnder } from '../core/work-root.js';
 import { probeBootSector } from '../host/accel-probe-sector.js';
 import { requireTools } from '../host/tools.js';
 import { hashTree } from './content-hash.js';
+import { bundleHarnessModule } from './harness-module.js';
 import { initramfsTree, kernelModules, moduleLoadOrder, packInitramfs, requireStaticBusybox } from './initramfs.js';
 import type { BootArtifacts, BuiltImages } from './types.js';
 
@@ -32,6 +33,10 @@ export const LabRecipe = z.strictObject({
   maskUnits: z.array(z.string()).default([]),
   kernelCmdline: z.string(),
   rootSizeGiB: z.number().int().min(1).max(64),
+  /** Image path -> harness module (an entry under dist/) bundled there: the cluster's deployer. */
+  harnessModules: z
+    .record(z.string().regex(/^(?!.*\.\.)[a-z0-9][\w./-]*\.mjs$/, 'a path inside the image, relative, ending in .mjs'), z.string().min(1))
+    .default({}),
 });
 export type LabRecipe = z.infer<typeof LabRecipe>;
 
@@ -51,12 +56,14 @@ export async function loadRecipe(recipeDir: string): Promise<LabRecipe> {
   return parsed.data;
 }
 
-/** Content hash of everything that goes into the image: recipe, overlay files (path, mode, bytes), builder version. */
+/** Content hash of everything that goes into the image: recipe, overlay files (path, mode, bytes), bundled harness modules, builder version. */
 export async function recipeHash(recipeDir: string): Promise<string> {
   const h = createHash('sha256');
   h.update(`builder ${BUILDER_VERSION}\n`);
-  h.update(JSON.stringify(await loadRecipe(recipeDir)));
+  const recipe = await loadRecipe(recipeDir);
+  h.update(JSON.stringify(recipe));
   await hashTree(h, path.join(recipeDir, 'overlay'));
+  for (const [to, entry] of Object.entries(recipe.harnessModules)) h.update(`${to}\n${await bundleHarnessModule(entry)}`);
   return h.digest('hex').slice(0, 16);
 }
 
@@ -261,6 +268,8 @@ async function buildInto(
 async function customizeRootfs(rootfs: string, recipeDir: string, recipe: LabRecipe): Promise<void> {
   const overlay = path.join(recipeDir, 'overlay');
   if (existsSync(overlay)) await fs.cp(overlay, rootfs, { recursive: true, force: true, verbatimSymlinks: true });
+  for (const [to, entry] of Object.entries(recipe.harnessModules))
+    await fs.writeFile(path.join(rootfs, to), await bundleHarnessModule(entry));
   await fs.writeFile(path.join(rootfs, 'etc/hostname'), 'unconfigured\n');
   await fs.writeFile(path.join(rootfs, 'etc/fstab'), '/dev/vda / ext4 rw,noatime 0 1\n');
   const ctl = (verb: string, units: string[]) =>

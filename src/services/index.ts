@@ -6,6 +6,7 @@ import { apigateway } from './apigateway.js';
 import { chainfire } from './chainfire.js';
 import { coronafs } from './coronafs.js';
 import { creditservice } from './creditservice.js';
+import { deployer } from './deployer.js';
 import { fiberlb } from './fiberlb.js';
 import { flaredb } from './flaredb.js';
 import { flaredbHttp } from './flaredb-http.js';
@@ -38,6 +39,7 @@ export const SERVICES = {
   coronafs,
   'coronafs-agent': coronafsAgent,
   k8shost,
+  deployer,
   'fleet-scheduler': fleetScheduler,
   'node-agent': nodeAgent,
   lightningstor,
