@@ -1,5 +1,6 @@
 import { baremetalIso } from './baremetal-iso.js';
 import { demoVmWebapp } from './demo-vm-webapp.js';
+import { durabilityProof } from './durability-proof.js';
 import { hardwareCapture, hardwarePreflight, hardwareRun } from './hardware-smoke.js';
 import type { AnyLane } from './lane.js';
 import { matrix } from './matrix.js';
@@ -14,6 +15,7 @@ export const LANES: readonly AnyLane[] = [
   providerVmRealityProof,
   demoVmWebapp,
   serveVmWebapp,
+  durabilityProof,
   baremetalIso,
   hardwarePreflight,
   hardwareRun,

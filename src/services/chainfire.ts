@@ -14,6 +14,11 @@ const Params = z.strictObject({
 });
 type Params = z.output<typeof Params>;
 
+export interface RangeAnswer {
+  revision: number;
+  kvs: { key: string; value: string; modRevision: number; leased: boolean }[];
+}
+
 export interface Member {
   id: string;
   name: string;
@@ -41,6 +46,35 @@ export class ChainfireClient extends ServiceClient<Params> {
     const r = await this.call(node, '/v3/kv/range', { key: b64(key), serializable: o.serializable ?? true });
     const kvs = (r.kvs as { value?: string }[] | undefined) ?? [];
     return kvs[0]?.value !== undefined ? unb64(kvs[0].value) : null;
+  }
+
+  /**
+   * Every key under `prefix` as the server at `url` (a member, or any etcd such as a restored
+   * copy) holds it, at `revision` when given; with the store revision the answer was read at.
+   */
+  async range(url: string, prefix: string, o: { revision?: number } = {}): Promise<RangeAnswer> {
+    const end = Buffer.from(prefix);
+    end[end.length - 1]! += 1;
+    const r = await http('POST', `${url}/v3/kv/range`, {
+      body: { key: b64(prefix), range_end: end.toString('base64'), ...(o.revision ? { revision: String(o.revision) } : {}) },
+      timeoutMs: 20_000,
+    });
+    if (r.status !== 200) throw new CheckFailed(`chainfire at ${url}: range ${prefix} answered ${r.status}: ${r.text.slice(0, 300)}`);
+    const j = r.json as { header?: { revision?: string }; kvs?: { key: string; value?: string; mod_revision?: string; lease?: string }[] };
+    return {
+      revision: Number(j.header?.revision ?? 0),
+      kvs: (j.kvs ?? []).map((kv) => ({
+        key: unb64(kv.key),
+        value: unb64(kv.value ?? ''),
+        modRevision: Number(kv.mod_revision ?? 0),
+        leased: kv.lease !== undefined && kv.lease !== '0',
+      })),
+    };
+  }
+
+  /** The base URL of the member on `node`, through the pooled SSH connection. */
+  memberUrl(node: Node): Promise<string> {
+    return node.url(this.svc.port('client'));
   }
 
   /** The member list as `node` sees it (members that are down are still listed). */

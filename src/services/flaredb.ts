@@ -35,13 +35,23 @@ export class FlaredbClient extends ServiceClient<Params> {
     return this.svc.params.standbys ?? this.standbys().length;
   }
 
-  /** One statement on `node`'s own server, through an SSH-forwarded port; rows as objects. */
-  async query<R extends Record<string, unknown>>(node: Node, sql: string, values: unknown[] = []): Promise<R[]> {
+  /** The database flaredb's services keep their tables in. */
+  get database(): string {
+    return this.svc.params.database;
+  }
+
+  /** One statement on `node`'s own server (flaredb's database, or `database`), through an SSH-forwarded port; rows as objects. */
+  async query<R extends Record<string, unknown>>(
+    node: Node,
+    sql: string,
+    values: unknown[] = [],
+    o: { database?: string } = {},
+  ): Promise<R[]> {
     const client = new pg.Client({
       host: '127.0.0.1',
       port: await node.forward(this.svc.port('sql')),
       user: 'postgres',
-      database: this.svc.params.database,
+      database: o.database ?? this.svc.params.database,
       connectionTimeoutMillis: 10_000,
       query_timeout: 20_000,
     });

@@ -32,9 +32,17 @@ async function reconcile() {
   for (const v of mine) {
     const file = path.join(DATA, `${v.id}.img`);
     if (!fs.existsSync(file)) {
-      fs.writeFileSync(`${file}.part`, Buffer.from(v.seed || '', 'base64')); // what the volume starts with (a guest's config)
-      fs.truncateSync(`${file}.part`, v.sizeMiB * 1048576);
+      // What the volume starts with (a guest's config), on disk before it is exported: a power
+      // cut right after must not leave an empty volume, or none.
+      const fd = fs.openSync(`${file}.part`, 'w');
+      fs.writeSync(fd, Buffer.from(v.seed || '', 'base64'));
+      fs.ftruncateSync(fd, v.sizeMiB * 1048576);
+      fs.fsyncSync(fd);
+      fs.closeSync(fd);
       fs.renameSync(`${file}.part`, file);
+      const dir = fs.openSync(DATA, 'r');
+      fs.fsyncSync(dir);
+      fs.closeSync(dir);
     }
     fs.writeFileSync(`/run/coronafs/${v.id}.env`, `NBD_PORT=${v.port}\n`);
     if (active[unitOf(v.id)] !== 'active') await run('systemctl', ['start', unitOf(v.id)]);
