@@ -156,6 +156,12 @@ async function migrationStep(vm, accel) {
   const m = vm.migration;
   const state = (await cf.get(key))?.value;
   if (m.to === NODE && !state) {
+    // No record: the migration has not begun, or it finished (the API clears the VM's migration,
+    // then deletes the record). This pass's VM list may predate the move while the record read
+    // came after it: read the VM again (after the record, so it sees the API's change) before an
+    // incoming QEMU replaces the one just migrated here, which would then wait forever.
+    const now = (await cf.get(`${K}/vms/${vm.id}`))?.value;
+    if (now?.migration?.requestedAt !== m.requestedAt) return;
     if (missingTaps(vm).length) return;
     const down = await unreachableDisks(vm);
     if (down.length) throw new Error(`${NODE} cannot reach volume ${down.join(', ')}`);
