@@ -31,9 +31,15 @@ let leading = false;
 /**
  * Keep or take the leadership. The leader only refreshes its lease; the others read the leader key
  * from their local member (no raft round trip) and campaign only once it is gone: under TCG every
- * quorum write costs all three members CPU, so standing by must cost next to nothing.
+ * quorum write costs all three members CPU, so standing by must cost next to nothing. One campaign
+ * at a time, and `lease` is set only by the one that won: two overlapping campaigns (a slow txn
+ * under TCG outlasting the 3.3 s interval) once left a leader refreshing the loser's lease while
+ * its own, holding the key, expired, so it went on saying it led after another took over.
  */
+let campaigning = false;
 async function campaign() {
+  if (campaigning) return;
+  campaigning = true;
   try {
     if (leading) {
       if ((await cf.keepalive(lease)) > 0) return;
@@ -41,18 +47,21 @@ async function campaign() {
       console.error(`leadership lost: lease ${lease} expired`);
     }
     if ((await cf.count(LEADER)) > 0) return;
-    lease = await cf.grant(LEADER_TTL);
+    const mine = await cf.grant(LEADER_TTL);
     const r = await cf.call('/v3/kv/txn', {
       compare: [{ key: b64(LEADER), target: 'CREATE', create_revision: '0' }],
-      success: [{ request_put: { key: b64(LEADER), value: b64(JSON.stringify({ id: ME, node: NODE, since: new Date().toISOString() })), lease } }],
+      success: [{ request_put: { key: b64(LEADER), value: b64(JSON.stringify({ id: ME, node: NODE, since: new Date().toISOString() })), lease: mine } }],
     });
     if (r.succeeded !== true) return;
+    lease = mine;
     leading = true;
     console.error(`leading (lease ${lease})`);
     void trigger();
   } catch (e) {
     if (leading) console.error(`leadership lost: ${e.message}`);
     leading = false;
+  } finally {
+    campaigning = false;
   }
 }
 
