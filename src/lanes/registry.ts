@@ -5,6 +5,7 @@ import { hardwareCapture, hardwarePreflight, hardwareRun } from './hardware-smok
 import type { AnyLane } from './lane.js';
 import { matrix } from './matrix.js';
 import { providerVmRealityProof } from './provider-vm-reality-proof.js';
+import { rolloutSoak } from './rollout-soak.js';
 import { serveVmWebapp } from './serve-vm-webapp.js';
 import { smoke } from './smoke.js';
 
@@ -16,6 +17,7 @@ export const LANES: readonly AnyLane[] = [
   demoVmWebapp,
   serveVmWebapp,
   durabilityProof,
+  rolloutSoak,
   baremetalIso,
   hardwarePreflight,
   hardwareRun,

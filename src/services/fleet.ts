@@ -82,6 +82,11 @@ export class FleetSchedulerClient extends ControlApiClient<Params> {
     return this.api.ok(who, 'DELETE', `/v1/nodes/${encodeURIComponent(node)}/drain`);
   }
 
+  /** One instance's /health: whether it leads. */
+  health(node: Node): Promise<{ node: string; leading: boolean }> {
+    return this.healthOf(node);
+  }
+
   leader(who: TenantToken): Promise<{ id: string; node: string; since: string } | null> {
     return this.api.ok(who, 'GET', '/v1/leader');
   }

@@ -14,7 +14,7 @@ const RESTORE_UNIT = 'ultracloud-chainfire-restore.service';
 const MARKERS = 16;
 
 /** Keys and values that differ between the live store at the snapshot's revision and the restored copy (leased keys aside). */
-function differences(live: RangeAnswer, restored: RangeAnswer): string[] {
+export function differences(live: RangeAnswer, restored: RangeAnswer): string[] {
   const want = new Map(live.kvs.filter((k) => !k.leased).map((k) => [k.key, k]));
   const got = new Map(restored.kvs.filter((k) => !k.leased).map((k) => [k.key, k]));
   const out: string[] = [];

@@ -13,18 +13,22 @@ const PATTERN = { offset: 1 << 20, length: 64 << 10, byte: 0xab };
 /** The volume's export: qemu-nbd serves it under the volume's id. */
 const nbdUrl = (v: Volume) => `nbd://${v.host}:${v.port}/${v.id}`;
 
-/** The first `length` bytes at `offset` of the volume, as another worker reads them over NBD (qemu-io, read-only). */
-async function nbdRead(reader: Node, v: Volume, offset: number, length: number): Promise<Buffer> {
-  const out = await reader.succeed(['qemu-io', '-r', '-f', 'raw', '-c', `read -v ${offset} ${length}`, nbdUrl(v)], {
-    timeoutMs: 30_000,
-  });
-  // "00000010:  69 74 79 20 61 62 63  ity.abc": the byte column ends at the two spaces before the text column.
+/** The bytes `qemu-io -c 'read -v ...'` printed: "00000010:  69 74 79 20 61 62 63  ity.abc" lines, the byte column ending at the two spaces before the text. */
+export function qemuIoBytes(out: string): Buffer {
   const hex = out
     .split('\n')
     .map((l) => /^[0-9a-f]{8}:\s+((?:[0-9a-f]{2} )*[0-9a-f]{2}) {2}/.exec(l)?.[1])
     .filter((x): x is string => x !== undefined)
     .map((x) => x.replaceAll(' ', ''));
   return Buffer.from(hex.join(''), 'hex');
+}
+
+/** The first `length` bytes at `offset` of the volume, as another worker reads them over NBD (qemu-io, read-only). */
+async function nbdRead(reader: Node, v: Volume, offset: number, length: number): Promise<Buffer> {
+  const out = await reader.succeed(['qemu-io', '-r', '-f', 'raw', '-c', `read -v ${offset} ${length}`, nbdUrl(v)], {
+    timeoutMs: 30_000,
+  });
+  return qemuIoBytes(out);
 }
 
 /** What the volume holds, from the other worker: the seed and the pattern, and whether each is intact. */
