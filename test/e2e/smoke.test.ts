@@ -289,7 +289,8 @@ describe('smoke lane (six real guests)', () => {
     [
       'chainfire-snapshot-corrupted',
       'chainfire-backup-restore',
-      /the chainfire snapshot \S+ .* does not restore: Error: expected sha256 .*: the file is corrupted/,
+      // The inverted byte either breaks a page bbolt walks (status panics) or only the sha256 (restore refuses it).
+      /the chainfire snapshot \S+ (.* does not restore: Error: expected sha256 .*|cannot be read by etcdctl snapshot status .*): the file is corrupted/,
     ],
     [
       'flaredb-restore-drops-row',

@@ -91,12 +91,15 @@ export const chainfireBackupRestore: Step<ClusterEnv<'chainfire'> & { state: Run
         timeoutMs: 120_000,
       });
       await chainfire.put(node, `${prefix}after-snapshot`, 'must not be in the restored copy');
-      const status = JSON.parse(await node.succeed(['env', 'ETCDCTL_API=3', 'etcdctl', 'snapshot', 'status', '-w', 'json', snapshot])) as {
-        hash: number;
-        revision: number;
-        totalKey: number;
-        totalSize: number;
-      };
+      // A corrupted page can make bbolt panic while status walks the file, before restore's sha256 check would.
+      const read = await node.exec(['env', 'ETCDCTL_API=3', 'etcdctl', 'snapshot', 'status', '-w', 'json', snapshot]);
+      if (read.code !== 0) {
+        const said = (read.stderr || read.stdout).split('\n').find((l) => l.trim()) ?? '';
+        throw new CheckFailed(
+          `${node}: the chainfire snapshot ${snapshot} cannot be read by etcdctl snapshot status (exit ${read.code}): ${said.slice(0, 300)}: the file is corrupted`,
+        );
+      }
+      const status = JSON.parse(read.stdout) as { hash: number; revision: number; totalKey: number; totalSize: number };
       const sha256 = (await node.succeed(['sha256sum', snapshot])).split(' ')[0];
       await step.json('chainfire-snapshot.json', { node: node.name, file: snapshot, sha256, ...status });
 
