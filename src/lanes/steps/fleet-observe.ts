@@ -72,7 +72,7 @@ export async function observeFleet(
   return placements;
 }
 
-export interface FleetPhase {
+interface FleetPhase {
   phase: string;
   at: string;
   settledMs: number;

@@ -7,7 +7,7 @@ import type { ClusterEnv, Step } from '../lane.js';
 import type { RunState } from './state.js';
 import { lightningstorReady, removeBucket, removeBuckets, s3Error } from './storage-api.js';
 
-export const DURABILITY_BUCKET_PREFIX = 'durability-';
+const DURABILITY_BUCKET_PREFIX = 'durability-';
 const KEY = 'record.bin';
 
 const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
