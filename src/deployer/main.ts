@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { DeployerContract } from '../config/install-contract.js';
+import { chainfirePublisher } from './publish-chainfire.js';
 import { Deployer } from './server.js';
 import { DeployerStore } from './store.js';
 
@@ -31,6 +32,15 @@ const deployer = new Deployer({
   artifacts: path.join(stateDir, 'artifacts'),
   publicUrl: (port) => `http://${ip}:${port}`,
   log: { info: say('info'), warn: say('warn'), error: say('error') },
+  // Declared services go to fleet-scheduler through chainfire; the resync catches up after chainfire was away.
+  publish: env.CHAINFIRE_ENDPOINTS ? chainfirePublisher(env.CHAINFIRE_ENDPOINTS.split(' ').filter(Boolean)) : undefined,
 });
+const RESYNC_MS = 30_000;
 const port = await deployer.listen(Number(env.DEPLOYER_PORT ?? 8088), '0.0.0.0');
-console.error(`deployer: listening on ${ip}:${port}, ${Object.keys(deployer.store.nodes()).length} node(s) registered`);
+console.error(
+  `deployer: listening on ${ip}:${port}, ${Object.keys(deployer.store.nodes()).length} node(s) registered, ${Object.keys(deployer.store.services()).length} service(s) declared`,
+);
+if (env.CHAINFIRE_ENDPOINTS) {
+  void deployer.publish();
+  setInterval(() => void deployer.publish(), RESYNC_MS);
+}

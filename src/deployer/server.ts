@@ -6,7 +6,15 @@ import path from 'node:path';
 import { z } from 'zod';
 import { type InstallContract, NodeRegistration } from '../config/install-contract.js';
 import { renderEnvFile } from '../core/shell.js';
-import { type DeployerStore, DuplicateMachine, type NodeState } from './store.js';
+import {
+  type DeployerStore,
+  DuplicateMachine,
+  type FleetService,
+  FleetServiceSpec,
+  type NodeState,
+  PortTaken,
+  SERVICE_NAME,
+} from './store.js';
 
 /**
  * The lab deployer (the UltraCloud deployer's contract): admin pre-registration, phone-home
@@ -25,6 +33,11 @@ export interface DeployerOptions {
   publicUrl: (port: number) => string;
   /** pino's Logger on the host; the console in the cluster (the bundled deployer carries no pino). */
   log: DeployerLog;
+  /**
+   * Where declared services go for fleet-scheduler (chainfire, in the cluster): called with
+   * every declared service after each change. None on the host, which has no scheduler.
+   */
+  publish?: (services: Record<string, FleetService>) => Promise<void>;
 }
 
 export interface DeployerLog {
@@ -61,6 +74,7 @@ class HttpError extends Error {
 
 export class Deployer {
   private server: http.Server;
+  private publishing: Promise<void> = Promise.resolve();
   port = 0;
 
   constructor(private readonly o: DeployerOptions) {
@@ -117,6 +131,23 @@ export class Deployer {
         return send(result === 'created' ? 201 : 200, { id: reg.id, result });
       }
       if (req.method === 'GET' && url.pathname === '/api/v1/admin/nodes') return send(200, { nodes: this.store.nodes() });
+      if (req.method === 'GET' && url.pathname === '/api/v1/admin/services') return send(200, { services: this.store.services() });
+      g = m(/^\/api\/v1\/admin\/services\/([^/]+)$/);
+      if (g && (req.method === 'PUT' || req.method === 'DELETE')) {
+        const name = decodeURIComponent(g[1]!);
+        if (!SERVICE_NAME.test(name))
+          throw new HttpError(400, `service name: must match ${SERVICE_NAME.source}, got ${JSON.stringify(name).slice(0, 60)}`);
+        if (req.method === 'DELETE') {
+          if (!(await this.store.removeService(name))) throw new HttpError(404, `no service "${name}"`);
+          return send(200, { deleted: name, published: await this.publish() });
+        }
+        const spec = FleetServiceSpec.parse(await readJson(req));
+        const result = await this.store.declareService(name, spec).catch((e: unknown) => {
+          throw e instanceof PortTaken ? new HttpError(409, e.message) : e;
+        });
+        this.o.log.info(`deployer: service ${name} ${result}: ${spec.replicas} replica(s) on port ${spec.port}`);
+        return send(result === 'created' ? 201 : 200, { ...this.store.services()[name], result, published: await this.publish() });
+      }
       if (req.method === 'POST' && url.pathname === '/api/v1/phone-home') return await this.phoneHome(req, send);
       g = m(/^\/api\/v1\/nodes\/([^/]+)\/progress$/);
       if (g && req.method === 'POST') {
@@ -155,6 +186,24 @@ export class Deployer {
       if (status >= 500) this.o.log.error(`deployer: ${req.method} ${url.pathname}: ${message}`);
       else this.o.log.warn(`deployer: ${req.method} ${url.pathname} -> ${status}: ${message}`);
       send(status, { error: message });
+    }
+  }
+
+  /**
+   * Hand every declared service to the scheduler's store: true once it took them, false when it
+   * could not (the declaration is kept: `resync` and the next change try again).
+   */
+  async publish(): Promise<boolean> {
+    const publish = this.o.publish;
+    if (!publish) return false;
+    try {
+      // One at a time, each with the services as of its turn: an older list never lands last.
+      this.publishing = this.publishing.catch(() => undefined).then(() => publish(this.store.services()));
+      await this.publishing;
+      return true;
+    } catch (err) {
+      this.o.log.warn(`deployer: publishing services failed, kept for the next resync: ${(err as Error).message}`);
+      return false;
     }
   }
 

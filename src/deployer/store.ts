@@ -25,10 +25,32 @@ const NodeState = z.object({
 });
 export type NodeState = z.infer<typeof NodeState>;
 
-const StoreFile = z.object({ schemaVersion: z.literal(1), nodes: z.record(z.string(), NodeState) });
+/** A host-native service the cluster runs: fleet-scheduler places its replicas on workers. */
+export const FleetServiceSpec = z.strictObject({
+  replicas: z.number().int().min(1).max(8),
+  port: z.number().int().min(20000).max(29999),
+});
+export type FleetServiceSpec = z.infer<typeof FleetServiceSpec>;
+export const SERVICE_NAME = /^[a-z][a-z0-9-]{0,30}$/;
+export interface FleetService extends FleetServiceSpec {
+  name: string;
+  declaredAt: string;
+}
+const StoredService = z.object({ name: z.string().regex(SERVICE_NAME), ...FleetServiceSpec.shape, declaredAt: z.string() });
+
+// `services` came after the first stores were written: one without it has none.
+const StoreFile = z.object({
+  schemaVersion: z.literal(1),
+  nodes: z.record(z.string(), NodeState),
+  services: z.record(z.string(), StoredService).default({}),
+});
 
 export class DuplicateMachine extends Error {
   override name = 'DuplicateMachine';
+}
+
+export class PortTaken extends Error {
+  override name = 'PortTaken';
 }
 
 /**
@@ -38,6 +60,7 @@ export class DuplicateMachine extends Error {
  */
 export class DeployerStore {
   private readonly byId = new Map<string, NodeState>();
+  private readonly servicesByName = new Map<string, FleetService>();
 
   constructor(readonly file: string) {
     mkdirSync(path.dirname(file), { recursive: true });
@@ -47,7 +70,33 @@ export class DeployerStore {
     } catch {
       /* first start */
     }
-    if (raw) for (const [id, n] of Object.entries(StoreFile.parse(JSON.parse(raw)).nodes)) this.byId.set(id, n);
+    if (!raw) return;
+    const stored = StoreFile.parse(JSON.parse(raw));
+    for (const [id, n] of Object.entries(stored.nodes)) this.byId.set(id, n);
+    for (const [name, svc] of Object.entries(stored.services)) this.servicesByName.set(name, svc);
+  }
+
+  /** The declared services, by name. */
+  services(): Record<string, FleetService> {
+    return Object.fromEntries(this.servicesByName);
+  }
+
+  /** Declare (or change) a service; the same spec again changes nothing. A port another service has is refused. */
+  async declareService(name: string, spec: FleetServiceSpec): Promise<'created' | 'unchanged' | 'replaced'> {
+    const clash = [...this.servicesByName.values()].find((s) => s.port === spec.port && s.name !== name);
+    if (clash) throw new PortTaken(`port ${spec.port} is service ${clash.name}'s`);
+    const prior = this.servicesByName.get(name);
+    if (prior && prior.replicas === spec.replicas && prior.port === spec.port) return 'unchanged';
+    this.servicesByName.set(name, { name, ...spec, declaredAt: new Date().toISOString() });
+    await this.save();
+    return prior ? 'replaced' : 'created';
+  }
+
+  /** Remove a declared service; false when there was none. */
+  async removeService(name: string): Promise<boolean> {
+    if (!this.servicesByName.delete(name)) return false;
+    await this.save();
+    return true;
   }
 
   /** Every node, as a plain object for JSON answers and evidence. */
@@ -99,7 +148,7 @@ export class DeployerStore {
   /** Writes are chained and each serializes the state as of its turn, so concurrent requests never let an older snapshot land last. */
   private save(): Promise<void> {
     this.saving = this.saving.then(() =>
-      writeFileAtomic(this.file, `${JSON.stringify({ schemaVersion: 1, nodes: this.nodes() }, null, 2)}\n`),
+      writeFileAtomic(this.file, `${JSON.stringify({ schemaVersion: 1, nodes: this.nodes(), services: this.services() }, null, 2)}\n`),
     );
     return this.saving;
   }

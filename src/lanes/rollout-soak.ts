@@ -48,7 +48,7 @@ export const rolloutSoak = clusterLane<RolloutCtx>()({
   teardown: async ({ services }) => {
     const fleet = services['fleet-scheduler'];
     const who = await fleetAdmin(services.iam);
-    for (const name of Object.keys(ROLLOUT_SPECS)) await fleet.remove(who, name).catch(() => undefined);
+    for (const name of Object.keys(ROLLOUT_SPECS)) await services.deployer.removeService(name).catch(() => undefined);
     for (const w of await fleet.workers(who).catch(() => [])) if (w.drained) await fleet.undrain(who, w.node).catch(() => undefined);
   },
 });

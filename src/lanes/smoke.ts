@@ -44,6 +44,7 @@ const SERVICES = [
   'k8shost',
   'flashdns',
   'fiberlb',
+  'deployer',
   'fleet-scheduler',
   'node-agent',
   ...LIGHTNINGSTOR,

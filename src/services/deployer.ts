@@ -65,6 +65,21 @@ export class DeployerClient extends ServiceClient<Params> {
     return this.call('POST', '/api/v1/admin/nodes', reg);
   }
 
+  /** Declare a service for fleet-scheduler (the deployer stores it and publishes it to chainfire): 201 made, 200 unchanged or replaced. */
+  async declareService(name: string, spec: { replicas: number; port: number }): Promise<void> {
+    const r = await this.call('PUT', `/api/v1/admin/services/${encodeURIComponent(name)}`, spec);
+    if ((r.status !== 200 && r.status !== 201) || r.body.published !== true)
+      throw new CheckFailed(`deployer on ${this.node()}: declaring service ${name} answered ${r.status}: ${JSON.stringify(r.body)}`);
+  }
+
+  /** Remove a declared service; true if it existed. */
+  async removeService(name: string): Promise<boolean> {
+    const r = await this.call('DELETE', `/api/v1/admin/services/${encodeURIComponent(name)}`);
+    if (r.status !== 200 && r.status !== 404)
+      throw new CheckFailed(`deployer on ${this.node()}: removing service ${name} answered ${r.status}: ${JSON.stringify(r.body)}`);
+    return r.status === 200;
+  }
+
   async list(): Promise<Record<string, DeployerNode>> {
     const r = await this.call('GET', '/api/v1/admin/nodes');
     if (r.status !== 200)
@@ -75,7 +90,7 @@ export class DeployerClient extends ServiceClient<Params> {
 
 export const deployer = defineService({
   name: 'deployer',
-  description: "the cluster's deployer: enrollment, phone-home, install plans, admin pre-registration; state on disk",
+  description: "the cluster's deployer: enrollment, phone-home, install plans, admin pre-registration, declared services; state on disk",
   params: Params,
   client: (svc) => new DeployerClient(svc),
 });

@@ -50,22 +50,11 @@ export interface InstanceAnswer {
 }
 
 /**
- * fleet-scheduler's API (any control-plane node serves it; writes need an iam token): declared
- * services with their placements, workers with heartbeat and drain state, the leader.
+ * fleet-scheduler's API (any control-plane node serves it; writes need an iam token): the services
+ * the deployer declared (read-only here) with their placements, workers with heartbeat and drain
+ * state, the leader.
  */
 export class FleetSchedulerClient extends ControlApiClient<Params> {
-  declare(who: TenantToken, name: string, spec: { replicas: number; port: number }): Promise<FleetService> {
-    return this.api.ok(who, 'PUT', `/v1/services/${encodeURIComponent(name)}`, spec);
-  }
-
-  /** Remove a declared service; true if it existed. */
-  async remove(who: TenantToken, name: string): Promise<boolean> {
-    const r = await this.api.call(who, 'DELETE', `/v1/services/${encodeURIComponent(name)}`);
-    if (r.status !== 200 && r.status !== 404)
-      throw new CheckFailed(`fleet-scheduler refused to delete ${name}: ${r.status} ${r.body.error}`);
-    return r.status === 200;
-  }
-
   services(who: TenantToken): Promise<FleetService[]> {
     return this.api.ok(who, 'GET', '/v1/services');
   }

@@ -83,6 +83,27 @@ describe('lab deployer (real HTTP on loopback)', () => {
     expect(nodes['bm-1'].progress.map((p: { stage: string }) => p.stage)).toEqual(['install-done']);
   });
 
+  it('keeps declared services across a restart; with nowhere to publish them it says so', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'uc-deployer-'));
+    const d = await start(dir);
+    const put = await call(d, 'PUT', '/api/v1/admin/services/web', { replicas: 2, port: 20010 });
+    expect([put.status, JSON.parse(put.text)]).toEqual([
+      201,
+      expect.objectContaining({ name: 'web', replicas: 2, result: 'created', published: false }),
+    ]);
+    expect(JSON.parse((await call(d, 'PUT', '/api/v1/admin/services/web', { replicas: 2, port: 20010 })).text).result).toBe('unchanged');
+    expect((await call(d, 'PUT', '/api/v1/admin/services/api', { replicas: 1, port: 20010 })).status).toBe(409);
+    const port = d.port;
+    await d.close();
+    open.pop();
+    const again = await start(dir, port);
+    expect(JSON.parse((await call(again, 'GET', '/api/v1/admin/services')).text).services).toEqual({
+      web: expect.objectContaining({ name: 'web', replicas: 2, port: 20010 }),
+    });
+    expect((await call(again, 'DELETE', '/api/v1/admin/services/web')).status).toBe(200);
+    expect(JSON.parse((await call(again, 'GET', '/api/v1/admin/services')).text).services).toEqual({});
+  });
+
   it('refuses unknown machines, unknown classes and malformed bodies with the reason', async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'uc-deployer-'));
     const d = await start(dir);

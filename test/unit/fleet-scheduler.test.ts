@@ -3,12 +3,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa, type ResultPromise } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chainfirePublisher } from '../../src/deployer/publish-chainfire.js';
+import { Deployer } from '../../src/deployer/server.js';
+import { DeployerStore } from '../../src/deployer/store.js';
 import { ETCD, etcdArgs, freePort, LIB, until } from '../helpers/control-apis.js';
 
 /**
- * fleet-scheduler as it ships, two of them on a real etcd with iam: one leads; bad input is a 4xx
- * naming the field and changes nothing; placements follow heartbeat leases and drains; when the
- * leader dies the other takes over and goes on placing.
+ * fleet-scheduler as it ships, two of them on a real etcd with iam, placing what the deployer
+ * declares (published to the same etcd): one leads; bad input is a 4xx naming the field and
+ * changes nothing; placements follow heartbeat leases and drains; when the leader dies the other
+ * takes over and goes on placing.
  */
 const dir = mkdtempSync(path.join(os.tmpdir(), 'uc-fleet-'));
 const procs: Record<string, ResultPromise> = {};
@@ -16,6 +20,8 @@ let etcd = '';
 let iam = '';
 const schedulers: Record<string, string> = {};
 let token = '';
+const ADMIN = 'deployer-admin-token';
+let deployer: Deployer;
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 
 const spawn = (name: string, file: string, argv: string[], env: Record<string, string>) => {
@@ -34,6 +40,15 @@ const call = async (base: string, method: string, p: string, body?: unknown, aut
     method,
     headers: { 'content-type': 'application/json', ...(auth ? { authorization: `Bearer ${token}` } : {}) },
     body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: r.status, body: (await r.json()) as Record<string, unknown> & { error?: string } };
+};
+/** Declare (or remove, with no spec) a service through the deployer's admin API. */
+const declare = async (name: string, spec?: unknown, auth = true) => {
+  const r = await fetch(`${deployer.url}/api/v1/admin/services/${name}`, {
+    method: spec === undefined ? 'DELETE' : 'PUT',
+    headers: auth ? { authorization: `Bearer ${ADMIN}` } : {},
+    body: spec === undefined ? undefined : JSON.stringify(spec),
   });
   return { status: r.status, body: (await r.json()) as Record<string, unknown> & { error?: string } };
 };
@@ -78,9 +93,21 @@ beforeAll(async () => {
     headers: { 'content-type': 'application/json' },
   });
   token = ((await r.json()) as { token: string }).token;
+  const quiet = () => {};
+  deployer = new Deployer({
+    contract: { pools: {}, classes: {} },
+    store: new DeployerStore(path.join(dir, 'deployer', 'state.json')),
+    adminToken: ADMIN,
+    artifacts: path.join(dir, 'deployer', 'artifacts'),
+    publicUrl: (port) => `http://127.0.0.1:${port}`,
+    log: { info: quiet, warn: quiet, error: quiet },
+    publish: chainfirePublisher([etcd]),
+  });
+  await deployer.listen();
 }, 60_000);
 
 afterAll(async () => {
+  await deployer?.close();
   for (const p of Object.values(procs)) p.kill('SIGKILL');
   await Promise.all(Object.values(procs));
   rmSync(dir, { recursive: true, force: true });
@@ -100,20 +127,28 @@ describe('fleet-scheduler (two instances, real etcd and iam)', () => {
 
   it('bad input is a 4xx naming the field or the cause, and changes nothing', async () => {
     const s = schedulers.node02!;
-    const cases: [string, string, unknown, boolean, number, RegExp][] = [
-      ['PUT', '/v1/services/web', { replicas: 1, port: 20001 }, false, 401, /missing bearer token/],
-      ['PUT', '/v1/services/Web', { replicas: 1, port: 20001 }, true, 400, /the service name must be a lowercase name/],
-      ['PUT', '/v1/services/web', { replicas: 0, port: 20001 }, true, 400, /replicas must be a whole number from 1 to 8, got 0/],
-      ['PUT', '/v1/services/web', { replicas: 1, port: 80 }, true, 400, /port must be a TCP port from 20000 to 29999, got 80/],
-      ['PUT', '/v1/services/web', { replicas: 1 }, true, 400, /port is required/],
-      ['PUT', '/v1/services/web', { replicas: 1, port: 20001, image: 'x' }, true, 400, /unknown field "image"/],
-      ['PUT', '/v1/nodes/node09/drain', {}, true, 404, /no worker node09 has sent a heartbeat/],
-      ['DELETE', '/v1/services/absent', undefined, true, 404, /no service absent/],
+    const declared: [string, unknown, boolean, number, RegExp][] = [
+      ['web', { replicas: 1, port: 20001 }, false, 401, /missing or wrong bearer token/],
+      ['Web', { replicas: 1, port: 20001 }, true, 400, /service name: must match/],
+      ['web', { replicas: 0, port: 20001 }, true, 400, /replicas: /],
+      ['web', { replicas: 1, port: 80 }, true, 400, /port: /],
+      ['web', { replicas: 1 }, true, 400, /port: /],
+      ['web', { replicas: 1, port: 20001, image: 'x' }, true, 400, /image/],
+      ['absent', undefined, true, 404, /no service "absent"/],
     ];
-    for (const [method, p, body, auth, status, error] of cases) {
-      const r = await call(s, method, p, body, auth);
+    for (const [name, spec, auth, status, error] of declared) {
+      const r = await declare(name, spec, auth);
+      expect([r.status, r.body.error], `deployer: ${name} ${JSON.stringify(spec)}`).toEqual([status, expect.stringMatching(error)]);
+    }
+    const scheduler: [string, string, unknown, number, RegExp][] = [
+      ['PUT', '/v1/services/web', { replicas: 1, port: 20001 }, 404, /no route PUT/], // read-only: the deployer declares
+      ['PUT', '/v1/nodes/node09/drain', {}, 404, /no worker node09 has sent a heartbeat/],
+    ];
+    for (const [method, p, body, status, error] of scheduler) {
+      const r = await call(s, method, p, body);
       expect([r.status, r.body.error], `${method} ${p} ${JSON.stringify(body)}`).toEqual([status, expect.stringMatching(error)]);
     }
+    expect((await declare('web', undefined)).status).toBe(404);
     expect((await call(s, 'GET', '/v1/services')).body).toEqual([]);
     expect(
       (await etcdCall('/v3/kv/range', { key: b64('/ultracloud/fleet/drain/'), range_end: b64('/ultracloud/fleet/drain0') })).count,
@@ -125,9 +160,12 @@ describe('fleet-scheduler (two instances, real etcd and iam)', () => {
     const node05 = await heartbeat('node05');
     const s = schedulers.node01!;
     // The pair first: placement is sticky, so what is placed first takes the emptier workers.
-    expect((await call(s, 'PUT', '/v1/services/pair', { replicas: 2, port: 20002 })).status).toBe(200);
-    expect((await call(s, 'PUT', '/v1/services/single', { replicas: 1, port: 20001 })).status).toBe(200);
-    expect((await call(s, 'PUT', '/v1/services/other', { replicas: 1, port: 20001 })).body.error).toBe("port 20001 is service single's");
+    expect(await declare('pair', { replicas: 2, port: 20002 })).toMatchObject({ status: 201, body: { published: true } });
+    expect((await declare('single', { replicas: 1, port: 20001 })).status).toBe(201);
+    expect(await declare('other', { replicas: 1, port: 20001 })).toMatchObject({
+      status: 409,
+      body: { error: "port 20001 is service single's" },
+    });
     await placed(s, { 'pair/0': 'node04', 'pair/1': 'node05', 'single/0': 'node04' });
 
     expect((await call(s, 'PUT', '/v1/nodes/node04/drain', { reason: 'kernel update' })).status).toBe(200);
@@ -146,12 +184,24 @@ describe('fleet-scheduler (two instances, real etcd and iam)', () => {
     await placed(s, { 'pair/0': 'node04', 'pair/1': 'node05', 'single/0': 'node04' });
   });
 
+  it('a service removed from the deployer, or put into chainfire behind its back, is made right by the next publish', async () => {
+    const s = schedulers.node01!;
+    await etcdCall('/v3/kv/put', {
+      key: b64('/ultracloud/fleet/services/stray'),
+      value: b64(JSON.stringify({ name: 'stray', replicas: 1, port: 20009 })),
+    });
+    expect((await declare('single', undefined)).status).toBe(200);
+    await placed(s, { 'pair/0': 'node04', 'pair/1': 'node05' });
+    expect((await declare('single', { replicas: 1, port: 20001 })).status).toBe(201);
+    await placed(s, { 'pair/0': 'node04', 'pair/1': 'node05', 'single/0': 'node04' });
+  });
+
   it('when the leader dies, the other takes over once its lease expires and goes on placing', async () => {
     const leader = (await leaderUrl())!;
     procs[leader.name]!.kill('SIGKILL');
     await procs[leader.name];
     const other = Object.entries(schedulers).find(([n]) => n !== leader.name)![1];
-    expect((await call(other, 'PUT', '/v1/services/late', { replicas: 1, port: 20003 })).status).toBe(200);
+    expect((await declare('late', { replicas: 1, port: 20003 })).status).toBe(201);
     await placed(other, { 'pair/0': 'node04', 'pair/1': 'node05', 'single/0': 'node04', 'late/0': 'node05' }, 30_000);
     expect((await call(other, 'GET', '/health')).body.leading).toBe(true);
   }, 40_000);

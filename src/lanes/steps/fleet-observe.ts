@@ -7,7 +7,7 @@ import type { IamClient } from '../../services/iam.js';
 import type { TenantToken } from '../../services/tenant-api.js';
 import type { ClusterEnv } from '../lane.js';
 
-export type FleetEnv = ClusterEnv<'iam' | 'fleet-scheduler' | 'node-agent'>;
+export type FleetEnv = ClusterEnv<'iam' | 'deployer' | 'fleet-scheduler' | 'node-agent'>;
 /** The services a step declares, by name: replicas and the port every instance answers on. */
 export type FleetSpecs = Readonly<Record<string, { readonly replicas: number; readonly port: number }>>;
 /** '<service>/<index>' -> the worker it must run on, or null: pending (no eligible worker). */

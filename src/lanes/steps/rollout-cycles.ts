@@ -86,7 +86,8 @@ export const plannedDrainCycle: Step<RolloutEnv> = {
   needs: ['readiness'],
   run: async (ctx, step) => {
     const fleet = ctx.services['fleet-scheduler'];
-    await ctx.services['node-agent'].ready();
+    const { deployer } = ctx.services;
+    await Promise.all([ctx.services['node-agent'].ready(), deployer.ready()]);
     const [w1, w2] = workers(ctx);
     const who = await fleetAdmin(ctx.services.iam);
     ctx.rollout.who = who;
@@ -94,9 +95,9 @@ export const plannedDrainCycle: Step<RolloutEnv> = {
     const record: Record<string, unknown> = { timeline };
     try {
       step.phase('place');
-      for (const name of Object.keys(ROLLOUT_SPECS)) await fleet.remove(who, name); // an interrupted run's
+      for (const name of Object.keys(ROLLOUT_SPECS)) await deployer.removeService(name); // an interrupted run's
       for (const w of await fleet.workers(who)) if (w.drained) await fleet.undrain(who, w.node);
-      for (const [name, spec] of Object.entries(ROLLOUT_SPECS)) await fleet.declare(who, name, spec);
+      for (const [name, spec] of Object.entries(ROLLOUT_SPECS)) await deployer.declareService(name, spec);
       await settle('placed', { 'rs-pair/0': w1.name, 'rs-pair/1': w2.name, 'rs-single/0': w1.name });
 
       step.phase(`drain ${w1}`);
@@ -166,7 +167,7 @@ export const fleetRevalidated: Step<RolloutEnv> = {
   run: async (ctx, step) => {
     const { settle } = fleetSettler(ctx, ctx.rollout.who!, ROLLOUT_SPECS, step);
     const keptMs = await settle('after the restarts', afterCycles(ctx));
-    for (const name of Object.keys(ROLLOUT_SPECS)) await ctx.services['fleet-scheduler'].remove(ctx.rollout.who!, name);
+    for (const name of Object.keys(ROLLOUT_SPECS)) await ctx.services.deployer.removeService(name);
     await settle('removed', {});
     return `every instance where the cycles left it, answering (settled in ${seconds(keptMs)}); removed`;
   },

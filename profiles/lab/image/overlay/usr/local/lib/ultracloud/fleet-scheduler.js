@@ -1,9 +1,10 @@
 // fleet-scheduler (lab), on every control-plane node, one active: places the replicas of the
-// host-native services declared in chainfire onto workers (fleet-placement.js), from the
+// host-native services the deployer declared (it publishes them to chainfire) onto workers (fleet-placement.js), from the
 // node-agents' heartbeats (chainfire leases: a worker whose lease expired is gone), honouring
 // drains (maintenance). The leader holds /ultracloud/fleet/leader under its own lease; it writes
 // placements only while that key is still its lease's (a deposed leader's write fails), so two
-// schedulers never place at once. Every instance serves the API; writes need an iam token.
+// schedulers never place at once. Every instance serves the API (services are read-only here:
+// the deployer declares them); drains need an iam token.
 'use strict';
 const { serve, fail, field, onlyFields } = require('./http-json.js');
 const { guarded } = require('./iam-auth.js');
@@ -133,23 +134,6 @@ serve('fleet-scheduler', PORT, {
     const v = await view();
     return [200, v.services.map((s) => ({ ...s, placements: v.placements.filter((p) => p.service === s.name).sort((a, b) => a.index - b.index) }))];
   },
-  'PUT /v1/services/:name': guarded(async (_r, p, body) => {
-    const name = nameOf(p.name, 'the service name');
-    onlyFields(body, ['replicas', 'port']);
-    const replicas = field(body, 'replicas', (x) => Number.isInteger(x) && x >= 1 && x <= 8, 'a whole number from 1 to 8');
-    const port = field(body, 'port', (x) => Number.isInteger(x) && x >= 20000 && x <= 29999, 'a TCP port from 20000 to 29999');
-    const clash = (await view()).services.find((s) => s.port === port && s.name !== name);
-    if (clash) throw fail(409, `port ${port} is service ${clash.name}'s`);
-    const service = { name, replicas, port, declaredAt: new Date().toISOString() };
-    await cf.put(`${K}/services/${name}`, service);
-    return [200, service];
-  }),
-  'DELETE /v1/services/:name': guarded(async (_r, p) => {
-    const key = `${K}/services/${nameOf(p.name, 'the service name')}`;
-    if (!(await cf.get(key))) throw fail(404, `no service ${p.name}`);
-    await cf.del(key);
-    return [200, { deleted: p.name }];
-  }),
   'GET /v1/nodes': async () => {
     const v = await view();
     return [
