@@ -13,9 +13,9 @@ cd "$(dirname "$0")/.."
 # curl: the e2e test uses serve-vm-webapp's URL as a user would |
 # haproxy: fiberlb's tests check the config its agent renders, and drive a real haproxy's runtime API |
 # pdns_server, sqlite3: k8shost's translation tests write DNS names through a real PowerDNS (pdns-server,
-# pdns-backend-sqlite3; sqlite3 makes its database)
+# pdns-backend-sqlite3; sqlite3 makes its database) | openssl: the per-cluster CA (iam's mTLS rotation)
 PKGS=(qemu-system-x86 qemu-utils vde2 mmdebstrap e2fsprogs openssh-client ca-certificates binutils nix-bin busybox-static cpio
-  grub-common grub-pc-bin xorriso mtools util-linux chromium curl haproxy pdns-server pdns-backend-sqlite3 sqlite3)
+  grub-common grub-pc-bin xorriso mtools util-linux chromium curl haproxy pdns-server pdns-backend-sqlite3 sqlite3 openssl)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -17,6 +17,7 @@ export const TOOLS = {
   cpio: { pkg: 'cpio', why: 'initramfs archives (bare-metal lanes, nix fixture)', need: 'baremetal' },
   'grub-mkrescue': { pkg: 'grub-common', why: 'the lab installer ISO (with grub-pc-bin)', need: 'baremetal' },
   xorriso: { pkg: 'xorriso', why: 'the lab installer ISO', need: 'baremetal' },
+  openssl: { pkg: 'openssl', why: "the cluster CA: core-control-plane-ops-proof's mTLS certificates and CRL", need: 'lab' },
   chromium: { pkg: 'chromium', why: "serve-vm-webapp's headless-browser visit (playwright-core)", need: 'lab' },
 } as const satisfies Record<string, { pkg: string; why: string; need: 'always' | 'lab' | 'nix' | 'baremetal' }>;
 export type ToolName = keyof typeof TOOLS;

@@ -1,4 +1,5 @@
 import { baremetalIso } from './baremetal-iso.js';
+import { coreControlPlaneOpsProof } from './core-control-plane-ops-proof.js';
 import { demoVmWebapp } from './demo-vm-webapp.js';
 import { durabilityProof } from './durability-proof.js';
 import { hardwareCapture, hardwarePreflight, hardwareRun } from './hardware-smoke.js';
@@ -18,6 +19,7 @@ export const LANES: readonly AnyLane[] = [
   serveVmWebapp,
   durabilityProof,
   rolloutSoak,
+  coreControlPlaneOpsProof,
   baremetalIso,
   hardwarePreflight,
   hardwareRun,

@@ -23,6 +23,8 @@ export interface Member {
   id: string;
   name: string;
   clientURLs: string[];
+  peerURLs: string[];
+  isLearner: boolean;
 }
 
 export class ChainfireClient extends ServiceClient<Params> {
@@ -72,6 +74,11 @@ export class ChainfireClient extends ServiceClient<Params> {
     };
   }
 
+  /** The peer URL the member on `node` advertises (what the cluster's fixed membership lists). */
+  peerUrl(node: Node): string {
+    return `http://${node.ip}:${this.svc.port('peer')}`;
+  }
+
   /** The base URL of the member on `node`, through the pooled SSH connection. */
   memberUrl(node: Node): Promise<string> {
     return node.url(this.svc.port('client'));
@@ -80,10 +87,13 @@ export class ChainfireClient extends ServiceClient<Params> {
   /** The member list as `node` sees it (members that are down are still listed). */
   async members(node: Node): Promise<Member[]> {
     const r = await this.call(node, '/v3/cluster/member/list', {});
-    return ((r.members as { ID: string; name: string; clientURLs?: string[] }[]) ?? []).map((m) => ({
+    type Listed = { ID: string; name?: string; clientURLs?: string[]; peerURLs?: string[]; isLearner?: boolean };
+    return ((r.members as Listed[]) ?? []).map((m) => ({
       id: m.ID,
-      name: m.name,
+      name: m.name ?? '', // a member added but never started has no name yet
       clientURLs: m.clientURLs ?? [],
+      peerURLs: m.peerURLs ?? [],
+      isLearner: m.isLearner === true,
     }));
   }
 

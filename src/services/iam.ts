@@ -1,4 +1,7 @@
+import https from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import { z } from 'zod';
+import type { Leaf } from '../cluster/cluster-ca.js';
 import type { Node } from '../cluster/node.js';
 import { CheckFailed } from '../core/errors.js';
 import { waitFor } from '../core/retry.js';
@@ -15,6 +18,12 @@ const Params = z.strictObject({
    * `iam-wrong-key` fault writes. Without it the profile's iam cannot be given a wrong key.
    */
   signingKeyOverride: z.strictObject({ envFile: z.string().startsWith('/'), variable: z.string().regex(/^[A-Z_][A-Z0-9_]*$/) }).optional(),
+  /**
+   * Where iam's root-only credential files live on its nodes (admin.secret on the bootstrap node;
+   * tls-ca.pem, tls-cert.pem, tls-key.pem, tls-crl.pem), and the port its mTLS listener takes
+   * once they hold TLS material. Without it the profile's iam has no admin or mTLS surface.
+   */
+  credentials: z.strictObject({ dir: z.string().startsWith('/'), mtlsPort: z.number().int().min(1).max(65535) }).optional(),
 });
 type Params = z.output<typeof Params>;
 
@@ -22,6 +31,29 @@ export interface Token {
   token: string;
   keyId: string;
   claims: Record<string, unknown>;
+}
+
+export interface Answer {
+  status: number;
+  // biome-ignore lint/suspicious/noExplicitAny: iam's JSON bodies, read field by field
+  body: Record<string, any>;
+}
+
+/** The TLS material iam's mTLS listener serves with (PEM); crl empty: revocation not checked. */
+export interface TlsFiles {
+  ca: string;
+  cert: string;
+  key: string;
+  crl: string;
+}
+
+/** What an mTLS request got: an answer, or the error the handshake or connection failed with. */
+export interface MtlsOutcome {
+  status?: number;
+  body?: Record<string, unknown>;
+  /** The serial of the certificate the server presented. */
+  serverSerial?: string;
+  error?: string;
 }
 
 export interface Verdict {
@@ -53,6 +85,86 @@ export class IamClient extends ServiceClient<Params> {
     return { status: r.status, valid: r.status === 200 && b.valid === true, reason: b.reason, keyId: b.keyId };
   }
 
+  /** One JSON call to `node`'s iam, with a bearer token when given; any status is an answer. */
+  async call(node: Node, method: string, path: string, o: { body?: unknown; token?: string } = {}): Promise<Answer> {
+    const r = await http(method, `${await this.base(node)}${path}`, {
+      body: o.body,
+      headers: o.token ? { authorization: `Bearer ${o.token}` } : {},
+    });
+    return { status: r.status, body: (r.json ?? {}) as Answer['body'] };
+  }
+
+  /** Where iam's root-only credential files are on its nodes. */
+  credentialsDir(): string {
+    return this.creds().dir;
+  }
+
+  private creds(): { dir: string; mtlsPort: number } {
+    const c = this.svc.params.credentials;
+    if (!c)
+      throw new CheckFailed(`the ${this.svc.name} contract has no params.credentials: this profile's iam has no admin or mTLS surface`);
+    return c;
+  }
+
+  /** The node that holds the admin bootstrap secret: the bootstrap node among iam's, else its first. */
+  adminNode(): Node {
+    const nodes = this.nodes();
+    return nodes.find((n) => n.hasRole('bootstrap')) ?? nodes[0]!;
+  }
+
+  /** An admin token: the bootstrap secret (read as root over SSH; guests never see it) exchanged on its node. */
+  async adminToken(): Promise<string> {
+    const node = this.adminNode();
+    const secret = (await node.succeed(['cat', `${this.creds().dir}/admin.secret`])).trim();
+    if (!secret) throw new CheckFailed(`${node}: ${this.creds().dir}/admin.secret is empty: iam's admin was never bootstrapped there`);
+    const r = await this.call(node, 'POST', this.svc.params.issuePath, { body: { credential: { id: 'admin', secret }, ttlSeconds: 900 } });
+    if (r.status !== 201)
+      throw new CheckFailed(`iam on ${node} refused the bootstrap admin credential: ${r.status} ${JSON.stringify(r.body)}`);
+    return r.body.token as string;
+  }
+
+  /** Install TLS material on `node` (root-only files) and restart its iam, which then serves mTLS; waits until it answers. */
+  async installTls(node: Node, files: TlsFiles): Promise<void> {
+    const { dir } = this.creds();
+    for (const [name, pem] of Object.entries(files))
+      await node.succeed(['sh', '-c', 'umask 077 && cat > "$1"', 'sh', `${dir}/tls-${name}.pem`], { stdin: pem, via: 'session' });
+    await node.succeed(['systemctl', 'restart', this.svc.unit], { timeoutMs: 200_000 });
+    await this.waitHealthy(node);
+  }
+
+  /** GET `path` on `node`'s mTLS listener, as `client` (or with no certificate), trusting `ca`. */
+  async mtls(node: Node, client: Leaf | null, ca: string, path = '/v1/whoami'): Promise<MtlsOutcome> {
+    const port = await node.forward(this.creds().mtlsPort);
+    return new Promise((resolve) => {
+      const req = https.request(
+        { host: '127.0.0.1', port, path, ca, ...(client ? { cert: client.cert, key: client.key } : {}), timeout: 15_000, agent: false },
+        (res) => {
+          const serverSerial = (res.socket as TLSSocket).getPeerCertificate().serialNumber;
+          let raw = '';
+          res.on('data', (d) => (raw += d));
+          res.on('end', () => {
+            let body: Record<string, unknown> = {};
+            try {
+              body = JSON.parse(raw) as Record<string, unknown>;
+            } catch {
+              body = { text: raw.slice(0, 200) };
+            }
+            resolve({ status: res.statusCode, body, serverSerial });
+          });
+          res.on('error', (e) => resolve({ error: e.message }));
+        },
+      );
+      req.on('timeout', () => req.destroy(new Error('no answer within 15 s')));
+      req.on('error', (e) => resolve({ error: e.message }));
+      req.end();
+    });
+  }
+
+  /** After a restart: a Node service takes seconds to listen under TCG. */
+  waitHealthy(node: Node): Promise<void> {
+    return waitFor(`iam on ${node} serves again after its restart`, { timeoutMs: 60_000, intervalMs: 250 }, () => this.health(node));
+  }
+
   async health(node: Node): Promise<void> {
     const r = await http('GET', `${await this.base(node)}/health`, { timeoutMs: 5000 });
     if (r.status !== 200) throw new CheckFailed(`iam on ${node}: /health answered ${r.status}`);
@@ -67,8 +179,7 @@ export class IamClient extends ServiceClient<Params> {
       );
     const line = key === null ? '' : `${o.variable}=${key}`;
     await node.succeed(`printf '%s\\n' ${shellQuote(line)} > ${shellQuote(o.envFile)} && systemctl restart ${shellQuote(this.svc.unit)}`);
-    // A restarted Node service takes seconds to listen under TCG.
-    await waitFor(`iam on ${node} serves again after its restart`, { timeoutMs: 60_000, intervalMs: 250 }, () => this.health(node));
+    await this.waitHealthy(node);
   }
 }
 

@@ -4,6 +4,7 @@ import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RunResult } from '../../src/core/result.js';
 import type { FaultEntry } from '../../src/faults/fault.js';
+import { coreControlPlaneOpsProof } from '../../src/lanes/core-control-plane-ops-proof.js';
 import { demoVmWebapp } from '../../src/lanes/demo-vm-webapp.js';
 import { durabilityProof } from '../../src/lanes/durability-proof.js';
 import { matrix } from '../../src/lanes/matrix.js';
@@ -146,7 +147,7 @@ describe('smoke lane (six real guests)', () => {
   const controls: [string, string, RegExp][] = [
     ['unit-masked', 'readiness', /node02: expected unit\(s\) cannot start: iam\.service is masked/],
     ['flaredb-standby-stopped', 'control-plane-formation', /not streaming: node03/],
-    ['iam-wrong-key', 'iam-tokens', /was refused by node03 .*invalid signature/],
+    ['iam-wrong-key', 'iam-tokens', /was refused by node03 \(key override-[0-9a-f]+\): unknown signing key [0-9a-f]+/],
     [
       'plasmavmc-agent-stopped',
       'service-health',
@@ -235,17 +236,7 @@ describe('smoke lane (six real guests)', () => {
       900_000,
     );
 
-  it(
-    'demo-vm-webapp --inject snapshot-versions-lost turns webapp-visits red, naming the lost versions',
-    () =>
-      controlTurnsRed(
-        'demo-vm-webapp',
-        'snapshot-versions-lost',
-        'webapp-visits',
-        /lightningstor holds [01] version\(s\) of demo-snapshots-\S+\/state\.json/,
-      ),
-    900_000,
-  );
+  // demo-vm-webapp's snapshot-versions-lost (89 s in CI4) is run by hand (README), to keep CI under 45 minutes.
 
   it('after the lane deleted its VMs, no worker has a VM unit or a tap left (as `ultracloud ssh` shows them)', async () => {
     for (const node of ['node04', 'node05']) {
@@ -306,19 +297,51 @@ describe('smoke lane (six real guests)', () => {
       900_000,
     );
 
-  // counter-unreachable (browser-visit) boots the VM again: it is run by hand (README), to keep CI under 45 minutes.
-  it(
-    'serve-vm-webapp --inject forward-target-refused turns serve-webapp red, naming what the forward saw',
-    () =>
-      controlTurnsRed(
-        'serve-vm-webapp',
-        'forward-target-refused',
-        'serve-webapp',
-        /GET http:\/\/127\.0\.0\.1:\d+\/state: .*\n\(the forward's ssh through node0[45] to [\d.]+:8080 said: .*open failed: connect failed: Connection refused/s,
-      ),
-    900_000,
-  );
+  it('core-control-plane-ops-proof goes green: fixed membership, additive-first migrations, iam bootstrap hardening and its three rotations', async () => {
+    const r = await run(['core-control-plane-ops-proof'], 900_000);
+    const { dir, result, faults } = ownRun(r.stdout);
+    expect(r.exitCode, why(r, result)).toBe(0);
+    expect(result.steps.map((s) => `${s.name}:${s.status}`)).toEqual(coreControlPlaneOpsProof.steps.map((s) => `${s.name}:passed`));
+    for (const f of [
+      'chainfire-membership.json',
+      'chainfire-join-refused.json',
+      'flaredb-migration.json',
+      'iam-bootstrap.json',
+      'iam-key-rotation.json',
+      'iam-credential-rotation.json',
+      'iam-mtls-rotation.json',
+    ])
+      expect(statSync(path.join(dir, f)).size, f).toBeGreaterThan(0);
+    expect(faults).toEqual([]);
+  }, 1_000_000);
 
+  // iam-retired-key-kept (42 s) is run by hand (README), to keep CI under 45 minutes.
+  const opsControls: [string, string, RegExp][] = [
+    [
+      'chainfire-member-added',
+      'chainfire-fixed-membership',
+      /chainfire's membership \(as node01 lists it\) is not the fixed one: \(unstarted\) [0-9a-f]+ at http:\/\/[\d.]+:12380 is a learner outside the fixed membership/,
+    ],
+    [
+      'flaredb-ddl-guard-disabled',
+      'flaredb-additive-migration',
+      /flaredb on node01 accepted destructive DDL outside the contract phase: alter table \S+ drop column name; .*\(its guard flaredb_additive_only is disabled\)/,
+    ],
+    [
+      'iam-crl-not-deployed',
+      'iam-mtls-rotation',
+      /after the rotation iam on node01 still serves ops-client-1 \(serial [0-9A-F]+\), revoked in the cluster CA's CRL: iam says "iam: mTLS without a CRL/,
+    ],
+  ];
+  for (const [inject, step, cause] of opsControls)
+    it(
+      `core-control-plane-ops-proof --inject ${inject} turns ${step} red and names the cause, then heals`,
+      () => controlTurnsRed('core-control-plane-ops-proof', inject, step, cause),
+      900_000,
+    );
+
+  // serve-vm-webapp's controls (forward-target-refused, 82 s in CI4; counter-unreachable, which boots the VM again)
+  // are run by hand (README), to keep CI under 45 minutes.
   // serve-vm-webapp runs every step of demo-vm-webapp first (the web app across a guest restart and a live migration),
   // so this one run proves both lanes green, to keep CI under 45 minutes.
   it('serve-vm-webapp (after every demo-vm-webapp step) leaves the web app at a host URL that works with curl and in a headless browser after the CLI exited; stop ends it', async () => {

@@ -27,6 +27,11 @@ FLAREDB_PRIMARY=$primary
 FLAREDB_PRIMARY_IP=$(ip_of "$primary")
 EOT
 touch /etc/ultracloud/iam.env
+# iam's credentials: the admin secret is made on the bootstrap node only (iam registers it once,
+# cluster-wide); the TLS files stay empty until the harness installs its cluster CA's material.
+install -d -m 0700 /etc/ultracloud/iam
+( umask 077; cd /etc/ultracloud/iam && touch admin.secret tls-ca.pem tls-cert.pem tls-key.pem tls-crl.pem
+  if nodes_with_role bootstrap | grep -qx "$NODE_NAME" && [ ! -s admin.secret ]; then od -An -N24 -tx1 /dev/urandom | tr -d ' \n' > admin.secret; fi )
 # The control APIs (plasmavmc, prismnet, coronafs, with the controller's volume exports) use the local chainfire member and iam first.
 cf="http://127.0.0.1:2379"; iam="http://127.0.0.1:8080"
 for n in $cps; do [ "$n" = "$NODE_NAME" ] || { cf="$cf http://$(ip_of "$n"):2379"; iam="$iam http://$(ip_of "$n"):8080"; }; done

@@ -55,16 +55,17 @@ function onlyFields(body, allowed) {
 /**
  * routes: { 'GET /health': async (req, params, body, url, res) => [status, json] }, with :name
  * path params; a handler that answers on `res` itself (a stream) returns nothing. A thrown error
- * (`fail`) is answered with its status and `errorBody(error)`.
+ * (`fail`) is answered with its status and `errorBody(error)`. Returns the request listener, for
+ * any server (plain HTTP through `serve`, or an HTTPS one).
  */
-function serve(name, port, routes, { errorBody = (e) => ({ error: e.message }) } = {}) {
+function router(routes, { errorBody = (e) => ({ error: e.message }) } = {}) {
   const table = Object.entries(routes).map(([k, fn]) => {
     const [method, pattern] = k.split(' ');
     const keys = [];
     const re = new RegExp('^' + pattern.replace(/:(\w+)/g, (_, n) => (keys.push(n), '([^/]+)')) + '$');
     return { method, re, keys, fn };
   });
-  const server = http.createServer(async (req, res) => {
+  return async (req, res) => {
     const url = new URL(req.url, 'http://x');
     for (const r of table) {
       const m = r.method === req.method && r.re.exec(url.pathname);
@@ -81,7 +82,12 @@ function serve(name, port, routes, { errorBody = (e) => ({ error: e.message }) }
       }
     }
     send(res, 404, { error: `no route ${req.method} ${url.pathname}` });
-  });
+  };
+}
+
+/** An HTTP server on `port` for `routes` (see `router`). */
+function serve(name, port, routes, options) {
+  const server = http.createServer(router(routes, options));
   // A client that half-closes after its request (busybox nc in the inner guests) still gets the
   // answer: by default Node ends such a socket at once, dropping a reply still being computed.
   server.httpAllowHalfOpen = true;
@@ -110,4 +116,4 @@ function request(method, url, body, headers = {}) {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-module.exports = { serve, request, sleep, send, fail, field, onlyFields };
+module.exports = { serve, router, request, sleep, send, fail, field, onlyFields };
