@@ -1,6 +1,8 @@
 import type { Node } from '../cluster/node.js';
 import type { Fault } from './fault.js';
 
+const DUMP_NEMESIS = 'ultracloud-nemesis-dump-corrupted.service';
+
 const WRAPPER = '/usr/local/bin/etcdctl';
 const MARK = 'ultracloud fault snapshot-corrupted';
 /** etcdctl as it is, and then one byte in the middle of the snapshot `snapshot save` wrote inverted. */
@@ -68,6 +70,45 @@ export function restoreDropsRow(node: Node, dbPrefix: string, table: string): Fa
     heal: async () => {
       await psql('drop event trigger if exists ultracloud_nemesis_arm');
       await psql('drop function if exists ultracloud_nemesis_arm(), ultracloud_nemesis_drop_row()');
+    },
+  };
+}
+
+/** Watches every run dir under the backup dir (inotify through fs.watch) and inverts one byte in the middle of each dump file once it is over 1 KiB. */
+export const corruptDumps = (root: string, name: string) => `const fs = require('fs'), path = require('path');
+const done = new Set();
+const corrupt = (file) => {
+  if (done.has(file)) return;
+  let fd; try { fd = fs.openSync(file, 'r+'); } catch { return; }
+  try {
+    const size = fs.fstatSync(fd).size;
+    if (size < 1024) return;
+    const at = Math.floor(size / 2), b = Buffer.alloc(1);
+    fs.readSync(fd, b, 0, 1, at); b[0] ^= 0xff; fs.writeSync(fd, b, 0, 1, at);
+    done.add(file);
+    console.log('inverted the byte at ' + at + ' of ' + file);
+  } finally { fs.closeSync(fd); }
+};
+const watchRun = (dir) => { try { fs.watch(dir, (_e, f) => f === ${JSON.stringify(name)} && corrupt(path.join(dir, f))); } catch {} };
+fs.mkdirSync(${JSON.stringify(root)}, { recursive: true, mode: 0o700 });
+for (const d of fs.readdirSync(${JSON.stringify(root)})) watchRun(path.join(${JSON.stringify(root)}, d));
+fs.watch(${JSON.stringify(root)}, (_e, d) => d && watchRun(path.join(${JSON.stringify(root)}, d)));`;
+
+/**
+ * Bit rot at rest: a nemesis on `node` (a transient unit) inverts one byte in the middle of every
+ * `name` written under `root` as it is written, after pg_dump's bytes were hashed on their way to
+ * the file. Heal: the nemesis stopped (what it says it did is in its journal).
+ */
+export function dumpCorrupted(node: Node, root: string, name: string): Fault {
+  return {
+    kind: 'dump-corrupted',
+    name: `dump-corrupted: every ${name} written under ${root} on ${node} gets one byte inverted`,
+    targets: [node.name],
+    invoke: async () => {
+      await node.succeed(['systemd-run', `--unit=${DUMP_NEMESIS}`, 'node', '-e', corruptDumps(root, name)]);
+    },
+    heal: async () => {
+      await node.exec(['systemctl', 'stop', DUMP_NEMESIS]);
     },
   };
 }

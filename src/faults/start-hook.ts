@@ -2,12 +2,13 @@ import type { Node } from '../cluster/node.js';
 import type { Fault } from './fault.js';
 
 /**
- * A unit that does something harmful every time it starts: a runtime drop-in (gone with a reboot)
- * adding `ExecStartPre=+<command>` (as root, outside any sandbox the unit has). Heal: the drop-in
- * removed and systemd reloaded. `command` is the fault's own constant, never data.
+ * A unit that does something harmful every time it starts: a drop-in adding
+ * `ExecStartPre=+<command>` (as root, outside any sandbox the unit has), at runtime (gone with a
+ * reboot) unless `acrossBoots` (then in /etc: a fault that acts when the node boots again). Heal:
+ * the drop-in removed and systemd reloaded. `command` is the fault's own constant, never data.
  */
-export function startHook(o: { kind: string; name: string; node: Node; unit: string; command: string }): Fault {
-  const dropIn = `/run/systemd/system/${o.unit}.d/ultracloud-fault-${o.kind}.conf`;
+export function startHook(o: { kind: string; name: string; node: Node; unit: string; command: string; acrossBoots?: boolean }): Fault {
+  const dropIn = `${o.acrossBoots ? '/etc' : '/run'}/systemd/system/${o.unit}.d/ultracloud-fault-${o.kind}.conf`;
   const reload = () => o.node.succeed(['systemctl', 'daemon-reload']);
   return {
     kind: o.kind,

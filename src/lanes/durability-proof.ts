@@ -1,11 +1,13 @@
-import { restoreDropsRow, snapshotCorrupted } from '../faults/backup-corruption.js';
+import { dumpCorrupted, restoreDropsRow, snapshotCorrupted } from '../faults/backup-corruption.js';
 import { deployerStateLost } from '../faults/deployer-state-lost.js';
+import { objectReplicaCorrupted } from '../faults/object-replica-corrupted.js';
+import { volumeCorruptedAtBoot } from '../faults/volume-corrupted-at-boot.js';
 import { LIGHTNINGSTOR } from '../services/lightningstor.js';
 import { type ClusterEnv, clusterLane } from './lane.js';
-import { chainfireBackupRestore } from './steps/chainfire-backup-restore.js';
+import { BACKUP_DIR, chainfireBackupRestore } from './steps/chainfire-backup-restore.js';
 import { coronafsLocalOutage } from './steps/coronafs-local-outage.js';
 import { deployerPreregistration } from './steps/deployer-preregistration.js';
-import { flaredbDumpRestore, RESTORE_DB_PREFIX, ROWS_TABLE } from './steps/flaredb-dump-restore.js';
+import { DUMP_FILE, flaredbDumpRestore, RESTORE_DB_PREFIX, ROWS_TABLE } from './steps/flaredb-dump-restore.js';
 import { lightningstorWorkerOutage } from './steps/lightningstor-worker-outage.js';
 import { readiness } from './steps/readiness.js';
 import { newRunState, type RunState } from './steps/state.js';
@@ -37,6 +39,22 @@ export const durabilityProof = clusterLane<DurabilityCtx>()({
       description: 'delete one row of the restored table in every restore database, as it appears',
       breaks: 'flaredb-dump-restore',
       fault: ({ services: { flaredb } }) => restoreDropsRow(flaredb.primary(), RESTORE_DB_PREFIX, ROWS_TABLE),
+    },
+    'flaredb-dump-corrupted': {
+      description:
+        'invert one byte in the middle of every flaredb dump on the primary as it is written (a nemesis watching the backup dir)',
+      breaks: 'flaredb-dump-restore',
+      fault: ({ services: { flaredb } }) => dumpCorrupted(flaredb.primary(), BACKUP_DIR, DUMP_FILE),
+    },
+    'object-replica-corrupted': {
+      description: 'invert one byte in the middle of every object file written on node04, the replica that serves while node05 is down',
+      breaks: 'lightningstor-worker-outage',
+      fault: ({ services }) => objectReplicaCorrupted(services['lightningstor-object'].nodes()[0]!),
+    },
+    'coronafs-volume-corrupted-at-boot': {
+      description: 'zero the first byte of every local coronafs volume on node04 when it boots again, before coronafs-agent starts',
+      breaks: 'coronafs-local-outage',
+      fault: ({ services: { 'coronafs-agent': agents } }) => volumeCorruptedAtBoot(agents.nodes()[0]!, agents.unit),
     },
     'deployer-state-lost': {
       description: "remove the deployer's state file before every start of deployer.service",

@@ -22,6 +22,9 @@ export interface ReplicationRow {
   state: string;
 }
 
+/** A statement on a session's connection; rows as objects. */
+export type Query = <R extends Record<string, unknown>>(sql: string, values?: unknown[]) => Promise<R[]>;
+
 export class FlaredbClient extends ServiceClient<Params> {
   primary(): Node {
     return this.svc.node(this.svc.params.primary);
@@ -41,12 +44,12 @@ export class FlaredbClient extends ServiceClient<Params> {
   }
 
   /** One statement on `node`'s own server (flaredb's database, or `database`), through an SSH-forwarded port; rows as objects. */
-  async query<R extends Record<string, unknown>>(
-    node: Node,
-    sql: string,
-    values: unknown[] = [],
-    o: { database?: string } = {},
-  ): Promise<R[]> {
+  query<R extends Record<string, unknown>>(node: Node, sql: string, values: unknown[] = [], o: { database?: string } = {}): Promise<R[]> {
+    return this.session(node, (q) => q<R>(sql, values), o);
+  }
+
+  /** Several statements on one connection to `node`'s server (a batch of reads need not pay a connection each). */
+  async session<T>(node: Node, fn: (q: Query) => Promise<T>, o: { database?: string } = {}): Promise<T> {
     const client = new pg.Client({
       host: '127.0.0.1',
       port: await node.forward(this.svc.port('sql')),
@@ -56,10 +59,15 @@ export class FlaredbClient extends ServiceClient<Params> {
       query_timeout: 20_000,
     });
     client.on('error', () => {}); // a server that goes away mid-query surfaces as the query's rejection
+    let sql = '(connect)';
     try {
       await client.connect();
-      return (await client.query<R>(sql, values)).rows;
+      return await fn(async <R extends Record<string, unknown>>(text: string, values: unknown[] = []) => {
+        sql = text;
+        return (await client.query<R>(text, values)).rows;
+      });
     } catch (err) {
+      if (err instanceof CheckFailed) throw err;
       throw new CheckFailed(`${node}: flaredb: ${errorMessage(err)} (SQL: ${sql.slice(0, 120)})`);
     } finally {
       await client.end().catch(() => undefined);

@@ -1,6 +1,12 @@
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
+import { corruptDumps } from '../../src/faults/backup-corruption.js';
 import { differences } from '../../src/lanes/steps/chainfire-backup-restore.js';
-import { qemuIoBytes } from '../../src/lanes/steps/coronafs-local-outage.js';
+import { qemuIoBytes, qemuIoReads } from '../../src/lanes/steps/coronafs-local-outage.js';
 
 const kv = (key: string, value: string, modRevision: number, leased = false) => ({ key, value, modRevision, leased });
 
@@ -28,5 +34,39 @@ describe("durability-proof's comparisons", () => {
       '18 bytes, 1 ops; 00.00 sec (354.794 KiB/sec and 15796.0415 ops/sec)',
     ].join('\n');
     expect(qemuIoBytes(out).toString()).toBe('coronafs-durabilab');
+  });
+
+  it("coronafs: one qemu-io run's reads come apart at each read's summary line, in order", () => {
+    const out = [
+      '00000000:  73 65 65 64  seed',
+      'read 4/4 bytes at offset 0',
+      '4 bytes, 1 ops; 00.00 sec (1 KiB/sec and 250 ops/sec)',
+      '00100000:  ab ab ab  ...',
+      'read 3/3 bytes at offset 1048576',
+      '3 bytes, 1 ops; 00.00 sec (1 KiB/sec and 250 ops/sec)',
+    ].join('\n');
+    expect(qemuIoReads(out).map((b) => b.toString('hex'))).toEqual(['73656564', 'ababab']);
+  });
+
+  it('flaredb-dump-corrupted: the nemesis changes a dump in a run dir made after it started, after its bytes were hashed on the way', async () => {
+    const root = mkdtempSync(path.join(os.tmpdir(), 'uc-nemesis-'));
+    const nemesis = execa('node', ['-e', corruptDumps(root, 'flaredb.dump')], { reject: false, all: true });
+    let said = '';
+    try {
+      await new Promise((ok) => setTimeout(ok, 500)); // its watch in place
+      const run = path.join(root, 'run-1');
+      mkdirSync(run);
+      await new Promise((ok) => setTimeout(ok, 200));
+      const file = path.join(run, 'flaredb.dump');
+      const written = await execa('bash', ['-c', 'set -o pipefail; head -c 65536 /dev/urandom | tee "$0" | sha256sum', file]);
+      await new Promise((ok) => setTimeout(ok, 500));
+      const now = createHash('sha256').update(readFileSync(file)).digest('hex');
+      expect(now).not.toBe(written.stdout.split(' ')[0]);
+    } finally {
+      nemesis.kill('SIGKILL');
+      said = String((await nemesis).all);
+      rmSync(root, { recursive: true, force: true });
+    }
+    expect(said).toMatch(/inverted the byte at \d+ of .*flaredb\.dump/);
   });
 });

@@ -23,18 +23,35 @@ export function qemuIoBytes(out: string): Buffer {
   return Buffer.from(hex.join(''), 'hex');
 }
 
-/** The first `length` bytes at `offset` of the volume, as another worker reads them over NBD (qemu-io, read-only). */
-async function nbdRead(reader: Node, v: Volume, offset: number, length: number): Promise<Buffer> {
-  const out = await reader.succeed(['qemu-io', '-r', '-f', 'raw', '-c', `read -v ${offset} ${length}`, nbdUrl(v)], {
-    timeoutMs: 30_000,
-  });
-  return qemuIoBytes(out);
+/** Each `read -v` of one qemu-io run, in order: its output up to the "read N/N bytes at offset X" line that ends it. */
+export function qemuIoReads(out: string): Buffer[] {
+  const reads: Buffer[] = [];
+  let chunk: string[] = [];
+  for (const line of out.split('\n')) {
+    if (/^read \d+\/\d+ bytes at offset \d+/.test(line)) {
+      reads.push(qemuIoBytes(chunk.join('\n')));
+      chunk = [];
+    } else chunk.push(line);
+  }
+  return reads;
+}
+
+/** Ranges (offset, length) of the volume, as another worker reads them over NBD: one qemu-io, read-only. */
+async function nbdRead(reader: Node, v: Volume, ranges: [number, number][]): Promise<Buffer[]> {
+  const commands = ranges.flatMap(([offset, length]) => ['-c', `read -v ${offset} ${length}`]);
+  const out = await reader.succeed(['qemu-io', '-r', '-f', 'raw', ...commands, nbdUrl(v)], { timeoutMs: 30_000 });
+  const reads = qemuIoReads(out);
+  if (reads.length !== ranges.length)
+    throw new CheckFailed(`${reader}: qemu-io answered ${reads.length} of ${ranges.length} reads of ${nbdUrl(v)}: ${out.slice(-300)}`);
+  return reads;
 }
 
 /** What the volume holds, from the other worker: the seed and the pattern, and whether each is intact. */
 async function contents(reader: Node, v: Volume, seed: string) {
-  const head = await nbdRead(reader, v, 0, seed.length);
-  const pattern = await nbdRead(reader, v, PATTERN.offset, 4096);
+  const [head, pattern] = (await nbdRead(reader, v, [
+    [0, seed.length],
+    [PATTERN.offset, 4096],
+  ])) as [Buffer, Buffer];
   return { seedIntact: head.toString() === seed, patternIntact: pattern.length === 4096 && pattern.every((b) => b === PATTERN.byte) };
 }
 

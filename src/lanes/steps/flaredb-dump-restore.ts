@@ -8,6 +8,8 @@ import type { RunState } from './state.js';
 /** The table the lane writes its rows into (one row set per run), beside what the services keep. */
 export const ROWS_TABLE = 'durability_rows';
 const ROWS = 64;
+/** The dump's file name in its run dir (a negative control finds it by it). */
+export const DUMP_FILE = 'flaredb.dump';
 /** Every restore database's name starts so: a negative control finds them by it. */
 export const RESTORE_DB_PREFIX = 'durability_restore_';
 
@@ -15,25 +17,20 @@ const PG = ['-h', '127.0.0.1', '-U', 'postgres'];
 
 /** Per table: its row count and an md5 of its rows in order, as one database holds them. */
 async function checksums(flaredb: FlaredbClient, node: Node, database: string): Promise<Record<string, string>> {
-  const tables = await flaredb.query<{ t: string }>(
+  return flaredb.session(
     node,
-    "select tablename as t from pg_tables where schemaname = 'public' order by 1",
-    [],
-    {
-      database,
+    async (q) => {
+      const out: Record<string, string> = {};
+      for (const { t } of await q<{ t: string }>("select tablename as t from pg_tables where schemaname = 'public' order by 1")) {
+        const [row] = await q<{ n: string; md5: string | null }>(
+          `select count(*)::text as n, md5(string_agg(x::text, E'\\n' order by x::text)) as md5 from public.${pgIdent(t)} x`,
+        );
+        out[t] = `${row?.n} rows, md5 ${row?.md5 ?? '-'}`;
+      }
+      return out;
     },
+    { database },
   );
-  const out: Record<string, string> = {};
-  for (const { t } of tables) {
-    const [row] = await flaredb.query<{ n: string; md5: string | null }>(
-      node,
-      `select count(*)::text as n, md5(string_agg(x::text, E'\\n' order by x::text)) as md5 from public.${pgIdent(t)} x`,
-      [],
-      { database },
-    );
-    out[t] = `${row?.n} rows, md5 ${row?.md5 ?? '-'}`;
-  }
-  return out;
 }
 
 /** A table name from pg_tables as a quoted identifier (names come from the server, still quoted). */
@@ -54,7 +51,7 @@ export const flaredbDumpRestore: Step<ClusterEnv<'flaredb'> & { state: RunState 
     const node = flaredb.primary();
     const source = flaredb.database;
     const dir = `${BACKUP_DIR}/${state.runId}`;
-    const dump = `${dir}/flaredb.dump`;
+    const dump = `${dir}/${DUMP_FILE}`;
     const restoreDb = `${RESTORE_DB_PREFIX}${state.runId.replace(/[^a-z0-9]/g, '_')}`;
     try {
       step.phase('rows');

@@ -60,7 +60,7 @@ export const lightningstorWorkerOutage: Step<ClusterEnv<(typeof LIGHTNINGSTOR)[n
         await step.json('lightningstor-head-during-node05-outage.json', { ...record });
         if (!whole(during))
           throw new CheckFailed(
-            `with ${down} powered off, ${bucket}/${KEY} answered ETag ${during.head.etag} sha256 ${during.get.sha256}, written ${put.ETag} ${record.sha256}`,
+            `with ${down} powered off, ${bucket}/${KEY} answered ETag ${during.head.etag} sha256 ${during.get.sha256}, written ${put.ETag} ${record.sha256}${during.head.etag === put.ETag ? ': the body differs under the same ETag, so the replica that served it is corrupted' : ''}`,
           );
       } finally {
         step.phase(`${down} back`);

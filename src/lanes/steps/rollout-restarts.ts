@@ -21,9 +21,12 @@ interface Restart {
 
 /** Each unit's main pid on the node, as systemd has it (0: not running). */
 async function mainPids(node: Node, units: string[]): Promise<Record<string, number>> {
-  const out: Record<string, number> = {};
-  for (const u of units) out[u] = Number((await node.succeed(['systemctl', 'show', '-p', 'MainPID', '--value', u])).trim());
-  return out;
+  if (units.length === 0) return {};
+  // One call: systemctl prints each unit's value in the order asked, a blank line between them.
+  const values = (await node.succeed(['systemctl', 'show', '-p', 'MainPID', '--value', ...units])).trim().split(/\n+/);
+  if (values.length !== units.length)
+    throw new CheckFailed(`${node}: systemctl show gave ${values.length} MainPID values for ${units.length} units`);
+  return Object.fromEntries(units.map((u, i) => [u, Number(values[i])]));
 }
 
 /**
