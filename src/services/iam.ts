@@ -106,6 +106,9 @@ export class IamClient extends ServiceClient<Params> {
     return c;
   }
 
+  /** Read once per run: the bootstrap file never changes after the node made it. */
+  private adminSecret: string | null = null;
+
   /** The node that holds the admin bootstrap secret: the bootstrap node among iam's, else its first. */
   adminNode(): Node {
     const nodes = this.nodes();
@@ -115,7 +118,8 @@ export class IamClient extends ServiceClient<Params> {
   /** An admin token: the bootstrap secret (read as root over SSH; guests never see it) exchanged on its node. */
   async adminToken(): Promise<string> {
     const node = this.adminNode();
-    const secret = (await node.succeed(['cat', `${this.creds().dir}/admin.secret`])).trim();
+    this.adminSecret ??= (await node.succeed(['cat', `${this.creds().dir}/admin.secret`])).trim();
+    const secret = this.adminSecret;
     if (!secret) throw new CheckFailed(`${node}: ${this.creds().dir}/admin.secret is empty: iam's admin was never bootstrapped there`);
     const r = await this.call(node, 'POST', this.svc.params.issuePath, { body: { credential: { id: 'admin', secret }, ttlSeconds: 900 } });
     if (r.status !== 201)

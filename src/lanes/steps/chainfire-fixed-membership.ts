@@ -1,5 +1,5 @@
 import { CheckFailed } from '../../core/errors.js';
-import { shellQuote } from '../../core/shell.js';
+import { shellCommand } from '../../core/shell.js';
 import type { ChainfireClient, Member } from '../../services/chainfire.js';
 import type { ClusterEnv, Step } from '../lane.js';
 
@@ -34,8 +34,9 @@ async function uninvitedJoin(chainfire: ChainfireClient, fixed: { name: string; 
   const node = chainfire.nodes()[0]!;
   const peer = `http://${node.ip}:${INTRUDER.peerPort}`;
   const initial = [...fixed.map((f) => `${f.name}=${f.peerURL}`), `${INTRUDER.name}=${peer}`].join(',');
-  const etcd = [
-    ...['timeout', '60', 'etcd', '--name', INTRUDER.name, '--data-dir', '"$d"', '--initial-cluster-state', 'existing'],
+  // The data dir is the script's own temp dir ("$d"); everything else is argv, quoted.
+  const etcd = `${shellCommand([
+    ...['timeout', '60', 'etcd', '--name', INTRUDER.name, '--initial-cluster-state', 'existing'],
     ...['--initial-cluster', initial, '--initial-cluster-token', 'ultracloud-lab'],
     ...['--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer],
     ...[
@@ -44,9 +45,7 @@ async function uninvitedJoin(chainfire: ChainfireClient, fixed: { name: string; 
       '--advertise-client-urls',
       `http://127.0.0.1:${INTRUDER.clientPort}`,
     ],
-  ]
-    .map((w) => (w === '"$d"' ? w : shellQuote(w)))
-    .join(' ');
+  ])} --data-dir "$d"`;
   const r = await node.exec(`d=$(mktemp -d /var/tmp/ultracloud-intruder.XXXXXX); ${etcd} 2>&1; rc=$?; rm -rf "$d"; exit $rc`, {
     timeoutMs: 90_000,
   });
